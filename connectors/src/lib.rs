@@ -1,0 +1,21 @@
+//! Storage connectors for Strait. Only this crate touches file descriptors.
+//!
+//! - [`store`]: the POSIX base — buckets are directories under a root, objects are regular files,
+//!   metadata in xattrs on the same inode, writes staged in the target directory and published
+//!   by rename.
+//! - [`key`]: validated object keys (the only way a client string becomes a path).
+//! - [`list`]: listing in S3 byte order over nested directories.
+//! - [`error`]: the connector's error vocabulary; errno is read in one place.
+
+pub mod error;
+mod fsutil;
+pub mod key;
+pub mod list;
+pub mod meta;
+pub mod multipart;
+pub mod store;
+
+pub use error::{ConnectorError, Result};
+pub use key::ObjectKey;
+pub use meta::{FileIdentity, ObjectMeta, StoredChecksum};
+pub use store::{Bucket, BucketInfo, OpenObject, PosixStore, PublishMode, Staging, StagingJournal};

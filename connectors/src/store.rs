@@ -1,0 +1,608 @@
+//! The POSIX store: buckets are directories under a root, objects are files in them.
+
+use crate::error::{ConnectorError, Ctx, Result};
+use crate::fsutil::{self, open_dir, FILE_MODE};
+use crate::key::ObjectKey;
+use crate::meta::{FileIdentity, ObjectMeta, XATTR_AUTODIR, XATTR_MARKER, XATTR_META};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
+use rustix::io::Errno;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Prefix of staging files, created in the object's target directory.
+pub const STAGE_PREFIX: &str = ".strait.stage.";
+/// Directory under a bucket holding in-progress multipart uploads.
+pub const UPLOADS_DIR: &str = ".strait-uploads";
+/// xattr on a bucket directory recording its creation time (RFC 3339).
+pub const XATTR_BUCKET: &str = "user.strait.bucket";
+
+/// Where staging files are recorded so that a crash leaves nothing behind: every staging file is
+/// journaled before it is created and forgotten after it is published or removed.
+pub trait StagingJournal: Send + Sync + 'static {
+    fn record(&self, path: &Path) -> Result<()>;
+    fn forget(&self, path: &Path);
+}
+
+/// A journal that records nothing (tests of the connector alone).
+pub struct NoJournal;
+impl StagingJournal for NoJournal {
+    fn record(&self, _: &Path) -> Result<()> {
+        Ok(())
+    }
+    fn forget(&self, _: &Path) {}
+}
+
+const LOCK_STRIPES: usize = 256;
+
+/// Serializes publishes to one key inside this process, so that If-Match checks and the rename
+/// are one step with respect to other writers of this gateway.
+struct KeyLocks(Vec<Mutex<()>>);
+
+impl KeyLocks {
+    fn new() -> Self {
+        Self((0..LOCK_STRIPES).map(|_| Mutex::new(())).collect())
+    }
+    fn lock(&self, bucket: &str, key: &str) -> MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (bucket, key).hash(&mut h);
+        let i = (h.finish() as usize) % LOCK_STRIPES;
+        self.0[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+struct Inner {
+    root: PathBuf,
+    root_fd: OwnedFd,
+    locks: KeyLocks,
+    journal: Arc<dyn StagingJournal>,
+}
+
+/// The POSIX store. Cheap to clone.
+#[derive(Clone)]
+pub struct PosixStore {
+    inner: Arc<Inner>,
+}
+
+/// A bucket entry for ListBuckets.
+#[derive(Debug, Clone)]
+pub struct BucketInfo {
+    pub name: String,
+    pub created_unix_s: i64,
+}
+
+/// How a staged object replaces what is at its key.
+#[derive(Debug, Clone)]
+pub enum PublishMode {
+    /// Replace whatever object is there.
+    Overwrite,
+    /// Fail with PreconditionFailed if the key exists (`If-None-Match: *`).
+    CreateOnly,
+    /// Replace only if the current object's ETag is this one (`If-Match`).
+    IfMatch(String),
+}
+
+/// An open object: its file (none for directory markers) and validated metadata.
+pub struct OpenObject {
+    pub file: Option<std::fs::File>,
+    pub meta: ObjectMeta,
+    pub mtime_ns: i128,
+}
+
+impl PosixStore {
+    /// Open (creating if needed) the root directory.
+    pub fn open(root: &Path, journal: Arc<dyn StagingJournal>) -> Result<Self> {
+        std::fs::create_dir_all(root)?;
+        let root_fd = rustix::fs::open(
+            root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open root {}", root.display()))?;
+        let root = std::fs::canonicalize(root)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root,
+                root_fd,
+                locks: KeyLocks::new(),
+                journal,
+            }),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Remove staging files left by a crash (paths from the journal). Only names with the
+    /// staging prefix are ever removed.
+    pub fn remove_stale_staging(&self, path: &Path) {
+        let is_stage = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(STAGE_PREFIX));
+        if is_stage && path.starts_with(&self.inner.root) {
+            match std::fs::remove_file(path) {
+                Ok(()) => tracing::info!(path = %path.display(), "removed leftover staging file"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove leftover staging file")
+                }
+            }
+        }
+        self.inner.journal.forget(path);
+    }
+
+    /// Open a bucket directory.
+    pub fn bucket(&self, name: &str) -> Result<Bucket> {
+        let fd = open_dir(&self.inner.root_fd, name).map_err(|e| match e {
+            Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV => {
+                ConnectorError::NoSuchBucket(name.to_owned())
+            }
+            e => ConnectorError::from_errno(e, format!("open bucket {name}")),
+        })?;
+        Ok(Bucket {
+            store: self.clone(),
+            name: name.to_owned(),
+            fd: Arc::new(fd),
+        })
+    }
+
+    /// Create a bucket directory. [`ConnectorError::AlreadyExists`] if it exists.
+    pub fn create_bucket(&self, name: &str, created_rfc3339: &str) -> Result<()> {
+        let root = &self.inner.root_fd;
+        rustix::fs::mkdirat(root, name, Mode::from_raw_mode(fsutil::DIR_MODE)).map_err(
+            |e| match e {
+                Errno::EXIST => ConnectorError::AlreadyExists(name.to_owned()),
+                e => ConnectorError::from_errno(e, format!("mkdir bucket {name}")),
+            },
+        )?;
+        let fd = open_dir(root, name).ctx(|| format!("open new bucket {name}"))?;
+        fsutil::set_xattr(&fd, XATTR_BUCKET, created_rfc3339.as_bytes())?;
+        rustix::fs::fsync(root).ctx(|| "fsync root".into())?;
+        Ok(())
+    }
+
+    /// Delete an empty bucket. Internal leftovers (empty upload area) do not count as content.
+    pub fn delete_bucket(&self, name: &str) -> Result<()> {
+        let b = self.bucket(name)?;
+        let mut has_uploads = false;
+        for entry in rustix::fs::Dir::read_from(&*b.fd).ctx(|| format!("readdir {name}"))? {
+            let entry = entry.ctx(|| format!("readdir {name}"))?;
+            let n = entry.file_name().to_bytes();
+            if n == b"." || n == b".." {
+                continue;
+            }
+            if n == UPLOADS_DIR.as_bytes() {
+                has_uploads = true;
+                continue;
+            }
+            return Err(ConnectorError::NotEmpty(name.to_owned()));
+        }
+        if has_uploads {
+            let p = self.inner.root.join(name).join(UPLOADS_DIR);
+            std::fs::remove_dir_all(&p)?;
+        }
+        rustix::fs::unlinkat(&self.inner.root_fd, name, AtFlags::REMOVEDIR).map_err(
+            |e| match e {
+                Errno::NOTEMPTY | Errno::EXIST => ConnectorError::NotEmpty(name.to_owned()),
+                e => ConnectorError::from_errno(e, format!("rmdir bucket {name}")),
+            },
+        )?;
+        rustix::fs::fsync(&self.inner.root_fd).ctx(|| "fsync root".into())?;
+        Ok(())
+    }
+
+    /// Buckets: directories directly under the root whose names are valid bucket names.
+    pub fn list_buckets(&self, is_valid_name: impl Fn(&str) -> bool) -> Result<Vec<BucketInfo>> {
+        let mut out = Vec::new();
+        for entry in
+            rustix::fs::Dir::read_from(&self.inner.root_fd).ctx(|| "readdir root".into())?
+        {
+            let entry = entry.ctx(|| "readdir root".into())?;
+            let Ok(name) = entry.file_name().to_str() else {
+                continue;
+            };
+            if name.starts_with('.') || !is_valid_name(name) {
+                continue;
+            }
+            let Ok(fd) = open_dir(&self.inner.root_fd, name) else {
+                continue;
+            };
+            let created = fsutil::get_xattr(&fd, XATTR_BUCKET)?
+                .and_then(|v| String::from_utf8(v).ok())
+                .and_then(|s| parse_rfc3339_unix(&s))
+                .unwrap_or_else(|| rustix::fs::fstat(&fd).map(|st| st.st_mtime).unwrap_or(0));
+            out.push(BucketInfo {
+                name: name.to_owned(),
+                created_unix_s: created,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
+
+fn parse_rfc3339_unix(s: &str) -> Option<i64> {
+    // The value is written by the gateway as whole seconds: "<unix>".
+    s.trim().parse().ok()
+}
+
+/// An open bucket directory.
+#[derive(Clone)]
+pub struct Bucket {
+    store: PosixStore,
+    name: String,
+    fd: Arc<OwnedFd>,
+}
+
+impl Bucket {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// Absolute path of the bucket directory (for journaling and logs only; all I/O goes
+    /// through the directory fd).
+    pub fn path(&self) -> PathBuf {
+        self.store.inner.root.join(&self.name)
+    }
+
+    /// Open an object for reading, with metadata validated against the file's identity.
+    pub fn open_object(&self, key: &ObjectKey) -> Result<OpenObject> {
+        if key.is_dir_marker() {
+            let fd =
+                open_dir(&*self.fd, key.path()).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
+            let st = rustix::fs::fstat(&fd).ctx(|| format!("fstat {}", key.as_str()))?;
+            let meta = fsutil::get_xattr(&fd, XATTR_MARKER)?
+                .and_then(|v| ObjectMeta::decode(&v))
+                .ok_or_else(|| ConnectorError::NotFound(key.as_str().to_owned()))?;
+            return Ok(OpenObject {
+                file: None,
+                meta,
+                mtime_ns: fsutil::mtime_ns(&st),
+            });
+        }
+        let (file, st) = fsutil::open_regular(&*self.fd, key.path())?;
+        let meta = read_meta(&file, &st)?;
+        Ok(OpenObject {
+            file: Some(file),
+            mtime_ns: fsutil::mtime_ns(&st),
+            meta,
+        })
+    }
+
+    /// Create a staging file for `key` in the key's target directory (creating parents).
+    pub fn stage(&self, key: &ObjectKey) -> Result<Staging> {
+        if key.is_dir_marker() {
+            return Err(ConnectorError::InvalidKey(
+                "directory markers are not staged".into(),
+            ));
+        }
+        let (parent_rel, name) = key.split_parent();
+        let mut tries = 0;
+        loop {
+            let dir = fsutil::ensure_dirs(&*self.fd, parent_rel)?;
+            let stage_name = format!("{STAGE_PREFIX}{}", uuid::Uuid::new_v4().simple());
+            let journal_path = self.path().join(parent_rel).join(&stage_name);
+            self.store.inner.journal.record(&journal_path)?;
+            match rustix::fs::openat(
+                &dir,
+                stage_name.as_str(),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::from_raw_mode(FILE_MODE),
+            ) {
+                Ok(fd) => {
+                    return Ok(Staging {
+                        bucket: self.clone(),
+                        key: key.clone(),
+                        dir,
+                        stage_name,
+                        target: name.to_owned(),
+                        journal_path,
+                        file: Some(std::fs::File::from(fd)),
+                    })
+                }
+                // The directory was pruned by a concurrent delete between open and create.
+                Err(Errno::NOENT) if tries < 3 => {
+                    self.store.inner.journal.forget(&journal_path);
+                    tries += 1;
+                }
+                Err(e) => {
+                    self.store.inner.journal.forget(&journal_path);
+                    return Err(ConnectorError::from_errno(
+                        e,
+                        format!("create staging file for {}", key.as_str()),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Create or replace a directory-marker object (`a/b/`).
+    pub fn put_marker(
+        &self,
+        key: &ObjectKey,
+        mut meta: ObjectMeta,
+        mode: &PublishMode,
+    ) -> Result<ObjectMeta> {
+        let _g = self.store.inner.locks.lock(&self.name, key.as_str());
+        let existing = fsutil::stat_beneath(&*self.fd, key.path());
+        if let Ok(st) = &existing {
+            if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                return Err(ConnectorError::ExistingIsDirectory(format!(
+                    "{} is an object",
+                    key.path()
+                )));
+            }
+        }
+        let dir = fsutil::ensure_dirs(&*self.fd, key.path())?;
+        let current = fsutil::get_xattr(&dir, XATTR_MARKER)?.and_then(|v| ObjectMeta::decode(&v));
+        check_mode(mode, current.as_ref().map(|m| m.etag.as_str()))?;
+        meta.v = crate::meta::META_VERSION;
+        meta.stored = true;
+        fsutil::set_xattr(&dir, XATTR_MARKER, &meta.encode())?;
+        rustix::fs::fsync(&dir).ctx(|| format!("fsync {}", key.path()))?;
+        Ok(meta)
+    }
+
+    /// Replace the metadata record of an existing object in place (tagging). The file identity
+    /// must still be the one `expected` describes.
+    pub fn rewrite_meta(
+        &self,
+        key: &ObjectKey,
+        expected: &ObjectMeta,
+        new: &ObjectMeta,
+    ) -> Result<()> {
+        let _g = self.store.inner.locks.lock(&self.name, key.as_str());
+        let cur = self.open_object(key)?;
+        if cur.meta.etag != expected.etag || cur.meta.id != expected.id {
+            return Err(ConnectorError::Busy(format!(
+                "{} changed concurrently",
+                key.as_str()
+            )));
+        }
+        let mut new = new.clone();
+        new.v = crate::meta::META_VERSION;
+        new.stored = true;
+        match &cur.file {
+            Some(f) => {
+                // setxattr needs ownership of the inode, not a writable descriptor.
+                fsutil::set_xattr(f, XATTR_META, &new.encode())?;
+                f.sync_all()?;
+            }
+            None => {
+                let fd = open_dir(&*self.fd, key.path())
+                    .map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
+                fsutil::set_xattr(&fd, XATTR_MARKER, &new.encode())?;
+                rustix::fs::fsync(&fd).ctx(|| format!("fsync {}", key.as_str()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Delete an object. [`ConnectorError::NotFound`] when there is none (S3 answers 204 anyway).
+    /// Empty directories that Strait created as implied parents are removed; directories created
+    /// by users (on the file system, or as directory markers) stay.
+    pub fn delete_object(&self, key: &ObjectKey) -> Result<()> {
+        let _g = self.store.inner.locks.lock(&self.name, key.as_str());
+        let (parent_rel, name) = key.split_parent();
+        if key.is_dir_marker() {
+            let dir =
+                open_dir(&*self.fd, key.path()).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
+            if !fsutil::remove_xattr(&dir, XATTR_MARKER)? {
+                return Err(ConnectorError::NotFound(key.as_str().to_owned()));
+            }
+            rustix::fs::fsync(&dir).ctx(|| format!("fsync {}", key.path()))?;
+            drop(dir);
+            self.prune_empty(key.path());
+            return Ok(());
+        }
+        let parent =
+            open_dir(&*self.fd, parent_rel).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
+        let st =
+            fsutil::stat_beneath(&parent, name).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(ConnectorError::NotFound(key.as_str().to_owned()));
+        }
+        rustix::fs::unlinkat(&parent, name, AtFlags::empty())
+            .ctx(|| format!("unlink {}", key.as_str()))?;
+        rustix::fs::fsync(&parent).ctx(|| format!("fsync parent of {}", key.as_str()))?;
+        drop(parent);
+        if !parent_rel.is_empty() {
+            self.prune_empty(parent_rel);
+        }
+        Ok(())
+    }
+
+    /// Remove `rel` and its ancestors while each is an empty, Strait-created, non-marker directory.
+    fn prune_empty(&self, rel: &str) {
+        let mut rel = rel.to_owned();
+        loop {
+            let Ok(dir) = open_dir(&*self.fd, &rel) else {
+                return;
+            };
+            let auto = fsutil::get_xattr(&dir, XATTR_AUTODIR)
+                .ok()
+                .flatten()
+                .is_some();
+            let marker = fsutil::get_xattr(&dir, XATTR_MARKER)
+                .ok()
+                .flatten()
+                .is_some();
+            drop(dir);
+            if !auto || marker {
+                return;
+            }
+            let (parent_rel, name) = match rel.rfind('/') {
+                Some(i) => (rel[..i].to_owned(), rel[i + 1..].to_owned()),
+                None => (String::new(), rel.clone()),
+            };
+            let Ok(parent) = open_dir(&*self.fd, &parent_rel) else {
+                return;
+            };
+            match fsutil::rmdir_if_empty(&parent, &name) {
+                Ok(true) => {
+                    let _ = rustix::fs::fsync(&parent);
+                }
+                _ => return,
+            }
+            if parent_rel.is_empty() {
+                return;
+            }
+            rel = parent_rel;
+        }
+    }
+
+    pub(crate) fn journal(&self) -> &Arc<dyn StagingJournal> {
+        &self.store.inner.journal
+    }
+}
+
+/// The metadata of an open regular file: its stored record if it still describes the file,
+/// otherwise a derived one (the file was written or edited outside Strait).
+pub(crate) fn read_meta(file: &std::fs::File, st: &rustix::fs::Stat) -> Result<ObjectMeta> {
+    let id = FileIdentity::of(st);
+    Ok(
+        match fsutil::get_xattr(file, XATTR_META)?.and_then(|v| ObjectMeta::decode(&v)) {
+            Some(m) if m.id == id => m,
+            Some(_) => {
+                tracing::debug!(
+                    ino = id.ino,
+                    "metadata record is stale: file changed outside Strait"
+                );
+                ObjectMeta::derived(id)
+            }
+            None => ObjectMeta::derived(id),
+        },
+    )
+}
+
+fn check_mode(mode: &PublishMode, current_etag: Option<&str>) -> Result<()> {
+    match (mode, current_etag) {
+        (PublishMode::Overwrite, _) => Ok(()),
+        (PublishMode::CreateOnly, None) => Ok(()),
+        (PublishMode::CreateOnly, Some(_)) => {
+            Err(ConnectorError::PreconditionFailed("the key exists".into()))
+        }
+        (PublishMode::IfMatch(_), None) => {
+            Err(ConnectorError::NotFound("If-Match on a missing key".into()))
+        }
+        (PublishMode::IfMatch(want), Some(cur)) if etag_matches(want, cur) => Ok(()),
+        (PublishMode::IfMatch(_), Some(_)) => Err(ConnectorError::PreconditionFailed(
+            "ETag does not match".into(),
+        )),
+    }
+}
+
+/// Compare an If-Match value (quoted or not, or `*`) with a stored ETag.
+pub fn etag_matches(want: &str, cur: &str) -> bool {
+    let want = want.trim();
+    want == "*" || want.trim_matches('"') == cur
+}
+
+/// A staging file in the key's target directory. Dropped without publish, it is removed.
+pub struct Staging {
+    bucket: Bucket,
+    key: ObjectKey,
+    dir: OwnedFd,
+    stage_name: String,
+    target: String,
+    journal_path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl Staging {
+    pub fn file(&mut self) -> &mut std::fs::File {
+        self.file
+            .as_mut()
+            .expect("staging file is open until publish")
+    }
+
+    /// Make the staged bytes the object at the key: record the metadata, fsync, then rename
+    /// (or rename-noreplace for create-only), then fsync the directory. Readers see the old
+    /// object or the new one, never a mix.
+    pub fn publish(mut self, mut meta: ObjectMeta, mode: &PublishMode) -> Result<ObjectMeta> {
+        let file = self
+            .file
+            .take()
+            .expect("staging file is open until publish");
+        let st = rustix::fs::fstat(&file).ctx(|| "fstat staging".into())?;
+        meta.v = crate::meta::META_VERSION;
+        meta.id = FileIdentity::of(&st);
+        meta.stored = true;
+        fsutil::set_xattr(&file, XATTR_META, &meta.encode())?;
+        file.sync_all()?;
+        drop(file);
+        {
+            let _g = self
+                .bucket
+                .store
+                .inner
+                .locks
+                .lock(&self.bucket.name, self.key.as_str());
+            let current = match mode {
+                PublishMode::Overwrite => None,
+                _ => match self.bucket.open_object(&self.key) {
+                    Ok(o) => Some(o.meta.etag),
+                    Err(ConnectorError::NotFound(_)) => None,
+                    Err(e) => return Err(e),
+                },
+            };
+            check_mode(mode, current.as_deref())?;
+            self.rename_into_place(matches!(mode, PublishMode::CreateOnly))?;
+        }
+        rustix::fs::fsync(&self.dir).ctx(|| "fsync target directory".into())?;
+        self.bucket.journal().forget(&self.journal_path);
+        self.stage_name.clear();
+        Ok(meta)
+    }
+
+    fn rename_into_place(&self, no_replace: bool) -> Result<()> {
+        let (d, s, t) = (&self.dir, self.stage_name.as_str(), self.target.as_str());
+        let r = if no_replace {
+            match rustix::fs::renameat_with(d, s, d, t, RenameFlags::NOREPLACE) {
+                // File systems without RENAME_NOREPLACE: link(2) also fails if the name exists.
+                Err(Errno::INVAL) | Err(Errno::NOSYS) => {
+                    rustix::fs::linkat(d, s, d, t, AtFlags::empty())
+                        .and_then(|()| rustix::fs::unlinkat(d, s, AtFlags::empty()))
+                }
+                r => r,
+            }
+        } else {
+            rustix::fs::renameat(d, s, d, t)
+        };
+        r.map_err(|e| match e {
+            Errno::ISDIR | Errno::NOTEMPTY => {
+                ConnectorError::ExistingIsDirectory(self.key.as_str().to_owned())
+            }
+            Errno::EXIST => match fsutil::stat_beneath(d, t) {
+                Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                    ConnectorError::ExistingIsDirectory(self.key.as_str().to_owned())
+                }
+                _ => ConnectorError::PreconditionFailed("the key exists".into()),
+            },
+            e => ConnectorError::from_errno(e, format!("publish {}", self.key.as_str())),
+        })
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.stage_name.is_empty() {
+            drop(self.file.take());
+            let _ = rustix::fs::unlinkat(&self.dir, self.stage_name.as_str(), AtFlags::empty());
+            self.bucket.journal().forget(&self.journal_path);
+        }
+    }
+}
+
+impl AsFd for Staging {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_ref().expect("open").as_fd()
+    }
+}

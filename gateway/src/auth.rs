@@ -1,0 +1,162 @@
+//! Authentication (secret lookup) and the coarse access check s3s runs before each operation.
+//!
+//! s3s 0.14 verifies SigV4 (headers, presigned URLs, streaming chunks, clock skew) but leaves
+//! gaps that this module closes, before any operation runs:
+//! - anonymous requests are refused (no policies allow them yet);
+//! - SigV2 is refused unless enabled in the config;
+//! - every `x-amz-*` header must be covered by the signature, so an unsigned
+//!   `x-amz-copy-source` can never turn a PUT into a copy;
+//! - presigned URLs may not live longer than 7 days (`X-Amz-Expires` ≤ 604800).
+
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
+use std::collections::HashMap;
+use subtle::ConstantTimeEq;
+
+/// Longest presigned-URL lifetime, as AWS.
+pub const PRESIGN_EXPIRES_SECS_MAX: u64 = 604_800;
+
+/// Credentials known to the gateway (root for now; tenants come with the policy crate).
+pub struct KeyStore {
+    keys: HashMap<String, String>,
+}
+
+impl KeyStore {
+    pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self {
+            keys: pairs.into_iter().collect(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Auth for KeyStore {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        // Compare every stored key in constant time so timing does not reveal valid key ids.
+        let mut found: Option<&String> = None;
+        for (k, v) in &self.keys {
+            if bool::from(k.as_bytes().ct_eq(access_key.as_bytes())) {
+                found = Some(v);
+            }
+        }
+        match found {
+            Some(secret) => Ok(SecretKey::from(secret.clone())),
+            None => Err(s3_error!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            )),
+        }
+    }
+}
+
+/// The access check run for every request after signature verification.
+pub struct Gate {
+    pub allow_sigv2: bool,
+}
+
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then_some(v)
+    })
+}
+
+/// The headers the request's signature covers (header auth or presigned URL).
+fn signed_headers(cx: &S3AccessContext<'_>) -> Option<Vec<String>> {
+    if let Some(auth) = cx
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let sh = auth
+            .split(',')
+            .find_map(|part| part.trim().strip_prefix("SignedHeaders="))?;
+        return Some(
+            sh.split(';')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect(),
+        );
+    }
+    let q = cx.uri().query()?;
+    let sh = query_param(q, "X-Amz-SignedHeaders")?;
+    let sh = urlencoding::decode(sh).ok()?;
+    Some(
+        sh.split(';')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect(),
+    )
+}
+
+fn is_sigv2(cx: &S3AccessContext<'_>) -> bool {
+    let header = cx
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.starts_with("AWS "));
+    let query = cx.uri().query().is_some_and(|q| {
+        query_param(q, "AWSAccessKeyId").is_some() && query_param(q, "Signature").is_some()
+    });
+    header || query
+}
+
+fn presign_expires<'a>(cx: &'a S3AccessContext<'_>) -> Option<&'a str> {
+    cx.uri()
+        .query()
+        .and_then(|q| query_param(q, "X-Amz-Expires"))
+}
+
+impl Gate {
+    pub fn check_request(&self, cx: &S3AccessContext<'_>) -> S3Result<()> {
+        if cx.credentials().is_none() {
+            return Err(s3_error!(AccessDenied, "Anonymous access is not allowed"));
+        }
+        if is_sigv2(cx) {
+            if self.allow_sigv2 {
+                return Ok(());
+            }
+            return Err(s3_error!(
+                InvalidRequest,
+                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+            ));
+        }
+        let presigned = presign_expires(cx).is_some();
+        if let Some(exp) = presign_expires(cx) {
+            let ok = exp
+                .parse::<u64>()
+                .is_ok_and(|e| e <= PRESIGN_EXPIRES_SECS_MAX);
+            if !ok {
+                let mut e = S3Error::with_message(
+                    S3ErrorCode::Custom("AuthorizationQueryParametersError".into()),
+                    "X-Amz-Expires must be less than a week (in seconds) that is; 604800 seconds",
+                );
+                e.set_status_code(http::StatusCode::BAD_REQUEST);
+                return Err(e);
+            }
+        }
+        let signed = signed_headers(cx).unwrap_or_default();
+        for name in cx.headers().keys() {
+            let n = name.as_str();
+            if !n.starts_with("x-amz-") || signed.iter().any(|s| s == n) {
+                continue;
+            }
+            // A presigned URL's payload hash header is checked against the body by s3s.
+            if presigned && n == "x-amz-content-sha256" {
+                continue;
+            }
+            return Err(s3_error!(
+                AccessDenied,
+                "There were headers present in the request which were not signed: {}",
+                n
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Access for Gate {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        self.check_request(cx)
+    }
+}

@@ -1,0 +1,175 @@
+//! Configuration: a documented TOML file, overridden by flags, validated into [`Config`].
+//!
+//! Precedence: command-line flag > environment (credentials only) > file > default.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Named limits, each with its unit last.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Concurrent client connections.
+    pub connections_max: usize,
+    /// Largest object accepted by a single PutObject (AWS: 5 GiB).
+    pub object_size_bytes_max: u64,
+    /// Largest part (AWS: 5 GiB).
+    pub part_size_bytes_max: u64,
+    /// Smallest part other than the last (AWS: 5 MiB).
+    pub part_size_bytes_min: u64,
+    /// Largest XML request body (DeleteObjects, CompleteMultipartUpload...).
+    pub xml_body_bytes_max: usize,
+    /// How long in-flight requests may run after SIGTERM before they are aborted.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connections_max: 1024,
+            object_size_bytes_max: 5 << 30,
+            part_size_bytes_max: 5 << 30,
+            part_size_bytes_min: 5 << 20,
+            xml_body_bytes_max: 4 << 20,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// The `[server]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerFile {
+    pub listen: Option<SocketAddr>,
+    pub root: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub region: Option<String>,
+    pub domains: Vec<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub allow_sigv2: bool,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigFile {
+    pub server: ServerFile,
+    pub limits: Limits,
+}
+
+/// The validated runtime configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub root: PathBuf,
+    pub state_dir: PathBuf,
+    pub region: String,
+    pub domains: Vec<String>,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub allow_sigv2: bool,
+    pub limits: Limits,
+}
+
+/// Flags that override the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub root: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub region: Option<String>,
+    pub domains: Vec<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+pub fn load_file(path: &std::path::Path) -> Result<ConfigFile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+impl Config {
+    pub fn build(file: ConfigFile, o: Overrides) -> Result<Self, String> {
+        let s = file.server;
+        let root = o.root.or(s.root).unwrap_or_else(|| PathBuf::from("./data"));
+        let state_dir = o
+            .state_dir
+            .or(s.state_dir)
+            .unwrap_or_else(|| root.join(".strait"));
+        let tls = match (o.tls_cert.or(s.tls_cert), o.tls_key.or(s.tls_key)) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => return Err("server.tls_cert and server.tls_key must be given together".into()),
+        };
+        let domains = if o.domains.is_empty() {
+            s.domains
+        } else {
+            o.domains
+        };
+        let region = o.region.or(s.region).unwrap_or_else(|| "us-east-1".into());
+        if region.is_empty() {
+            return Err("server.region: expected a non-empty region name".into());
+        }
+        let l = &file.limits;
+        if l.part_size_bytes_min > l.part_size_bytes_max {
+            return Err(
+                "limits.part_size_bytes_min: must not exceed limits.part_size_bytes_max".into(),
+            );
+        }
+        if l.connections_max == 0 {
+            return Err("limits.connections_max: expected at least 1".into());
+        }
+        Ok(Self {
+            listen: o
+                .listen
+                .or(s.listen)
+                .unwrap_or_else(|| "127.0.0.1:9000".parse().expect("literal")),
+            root,
+            state_dir,
+            region,
+            domains,
+            tls,
+            allow_sigv2: s.allow_sigv2,
+            limits: file.limits,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_and_flag_precedence() {
+        let f: ConfigFile = toml::from_str(
+            "[server]\nlisten = \"127.0.0.1:1234\"\nroot = \"/r\"\n[limits]\npart_size_bytes_min = 1\n",
+        )
+        .unwrap();
+        let c = Config::build(f.clone(), Overrides::default()).unwrap();
+        assert_eq!(c.listen.port(), 1234);
+        assert_eq!(c.state_dir, PathBuf::from("/r/.strait"));
+        assert_eq!(c.limits.part_size_bytes_min, 1);
+        let c = Config::build(
+            f,
+            Overrides {
+                root: Some("/x".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.root, PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn bad_keys_are_named() {
+        let e = toml::from_str::<ConfigFile>("[limits]\nconnection_max = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("connection_max"), "{e}");
+        let f: ConfigFile = toml::from_str("[server]\ntls_cert = \"/c\"\n").unwrap();
+        assert!(Config::build(f, Overrides::default())
+            .unwrap_err()
+            .contains("tls_key"));
+    }
+}

@@ -1,0 +1,244 @@
+//! `strait`: an S3 gateway over (parallel) POSIX file systems.
+
+mod auth;
+mod config;
+mod s3;
+mod server;
+
+use clap::{Parser, Subcommand};
+use config::{Config, ConfigFile, Overrides};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use strait_connectors::PosixStore;
+use strait_metadata::{MetaStore, RootCredentials, FORMAT_VERSION};
+
+#[derive(Parser)]
+#[command(
+    name = "strait",
+    version,
+    about = "S3 gateway over POSIX and parallel file systems"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the S3 API (the default).
+    Serve(ServeArgs),
+    /// Validate a configuration file and print the resulting settings.
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// Directory whose sub-directories are the buckets [default: ./data].
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// State directory (metadata store, generated credentials) [default: <root>/.strait].
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:9000]; port 0 picks a free port.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Base domain for virtual-hosted-style addressing (bucket.DOMAIN); repeatable.
+    #[arg(long = "domain")]
+    domains: Vec<String>,
+    /// Region reported by GetBucketLocation (signatures are accepted for any region).
+    #[arg(long)]
+    region: Option<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.cmd.unwrap_or(Cmd::Serve(ServeArgs::default())) {
+        Cmd::Serve(args) => serve(args),
+        Cmd::CheckConfig { file } => check_config(&file),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strait: error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: &Path) -> Result<(), String> {
+    let cfg = Config::build(config::load_file(file)?, Overrides::default())?;
+    println!("{cfg:#?}");
+    Ok(())
+}
+
+fn random_string(alphabet: &[u8], len: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    (0..len)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+/// Root credentials: from the environment, else stored in the state directory, else generated
+/// once (and printed).
+fn root_credentials(meta: &MetaStore) -> Result<(String, String), String> {
+    let env = (
+        std::env::var("STRAIT_ROOT_ACCESS_KEY").ok(),
+        std::env::var("STRAIT_ROOT_SECRET_KEY").ok(),
+    );
+    match env {
+        (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => {
+            eprintln!("strait: access key: {a} (from STRAIT_ROOT_ACCESS_KEY)");
+            return Ok((a, s));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(
+                "set both STRAIT_ROOT_ACCESS_KEY and STRAIT_ROOT_SECRET_KEY, or neither".into(),
+            )
+        }
+    }
+    let creds = match meta.root_credentials().map_err(|e| e.to_string())? {
+        Some(c) => c,
+        None => {
+            let c = RootCredentials {
+                v: FORMAT_VERSION,
+                access_key: format!(
+                    "STRAIT{}",
+                    random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 14)
+                ),
+                secret_key: random_string(
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+                    40,
+                ),
+            };
+            meta.set_root_credentials(&c).map_err(|e| e.to_string())?;
+            c
+        }
+    };
+    eprintln!("strait: access key: {}", creds.access_key);
+    eprintln!("strait: secret key: {}", creds.secret_key);
+    Ok((creds.access_key, creds.secret_key))
+}
+
+/// Staging journal backed by the metadata store.
+struct Journal(Arc<MetaStore>);
+
+impl strait_connectors::StagingJournal for Journal {
+    fn record(&self, path: &Path) -> strait_connectors::Result<()> {
+        self.0
+            .record_staging(path)
+            .map_err(|e| strait_connectors::ConnectorError::Busy(format!("staging journal: {e}")))
+    }
+    fn forget(&self, path: &Path) {
+        if let Err(e) = self.0.forget_staging(path) {
+            tracing::warn!(error = %e, path = %path.display(), "staging journal");
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let file = match &args.config {
+        Some(p) => config::load_file(p)?,
+        None => ConfigFile::default(),
+    };
+    let cfg = Config::build(
+        file,
+        Overrides {
+            listen: args.listen,
+            root: args.root,
+            state_dir: args.state_dir,
+            region: args.region,
+            domains: args.domains,
+            tls_cert: args.tls_cert,
+            tls_key: args.tls_key,
+        },
+    )?;
+    std::fs::create_dir_all(&cfg.state_dir)
+        .map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
+    let meta = Arc::new(
+        MetaStore::open(&cfg.state_dir.join("db")).map_err(|e| format!("metadata store: {e}"))?,
+    );
+    let (ak, sk) = root_credentials(&meta)?;
+    let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone())))
+        .map_err(|e| format!("root: {e}"))?;
+    for p in meta.staging_files().map_err(|e| e.to_string())? {
+        store.remove_stale_staging(&p);
+    }
+    let week_ms = 7 * 24 * 3600 * 1000;
+    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    meta.prune_completed(now_ms - week_ms)
+        .map_err(|e| e.to_string())?;
+
+    let strait = s3::Strait {
+        store,
+        meta,
+        limits: Arc::new(cfg.limits.clone()),
+        region: cfg.region.clone(),
+    };
+    let mut b = s3s::service::S3ServiceBuilder::new(strait);
+    b.set_auth(auth::KeyStore::new([(ak, sk)]));
+    b.set_access(auth::Gate {
+        allow_sigv2: cfg.allow_sigv2,
+    });
+    let mut s3cfg = s3s::config::S3Config::default();
+    s3cfg.xml_max_body_size = cfg.limits.xml_body_bytes_max;
+    b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        s3cfg,
+    ))));
+    if !cfg.domains.is_empty() {
+        b.set_host(
+            s3s::host::MultiDomain::new(&cfg.domains).map_err(|e| format!("--domain: {e}"))?,
+        );
+    }
+    let service = b.build();
+    let tls = match &cfg.tls {
+        Some((c, k)) => Some(server::tls_acceptor(c, k)?),
+        None => None,
+    };
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|e| format!("listen {}: {e}", cfg.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        eprintln!(
+            "strait: serving {} on {scheme}://{addr}",
+            cfg.root.display()
+        );
+        eprintln!("strait: listening on {scheme}://{addr}");
+        server::serve(
+            listener,
+            service,
+            tls,
+            cfg.limits.connections_max,
+            std::time::Duration::from_secs(cfg.limits.shutdown_grace_secs),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    })
+}

@@ -1,0 +1,460 @@
+//! GetObject and HeadObject: conditions, ranges, parts, response overrides, checksums.
+
+use super::io::{file_body, fs};
+use super::put::set_checksum_fields;
+use super::{parse_key, Strait};
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+use strait_connectors::{ObjectMeta, OpenObject};
+
+/// Default Content-Type of objects stored without one (as AWS).
+pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+
+pub struct Conditions<'a> {
+    pub if_match: Option<&'a ETagCondition>,
+    pub if_none_match: Option<&'a ETagCondition>,
+    pub if_modified_since: Option<&'a Timestamp>,
+    pub if_unmodified_since: Option<&'a Timestamp>,
+}
+
+fn etag_cond_matches(c: &ETagCondition, etag: &str) -> bool {
+    match c {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value() == etag,
+    }
+}
+
+fn unix_s(t: &Timestamp) -> i64 {
+    time::OffsetDateTime::from(t.clone()).unix_timestamp()
+}
+
+/// RFC 9110 §13.2.2 order, as S3 applies it. `not_modified` is the error for a failed
+/// If-None-Match / If-Modified-Since (304 for GET/HEAD, 412 for copy sources).
+pub fn check_conditions(
+    c: &Conditions<'_>,
+    meta: &ObjectMeta,
+    mtime_ns: i128,
+    copy_source: bool,
+) -> S3Result<()> {
+    let mtime_s = i64::try_from(mtime_ns.div_euclid(1_000_000_000)).unwrap_or(i64::MAX);
+    let failed = || {
+        s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        )
+    };
+    let not_modified = || {
+        if copy_source {
+            failed()
+        } else {
+            s3_error!(NotModified)
+        }
+    };
+    match c.if_match {
+        Some(m) if !etag_cond_matches(m, &meta.etag) => return Err(failed()),
+        Some(_) => {}
+        None => {
+            if let Some(t) = c.if_unmodified_since {
+                if mtime_s > unix_s(t) {
+                    return Err(failed());
+                }
+            }
+        }
+    }
+    match c.if_none_match {
+        Some(m) if etag_cond_matches(m, &meta.etag) => return Err(not_modified()),
+        Some(_) => {}
+        None => {
+            if let Some(t) = c.if_modified_since {
+                if mtime_s <= unix_s(t) {
+                    return Err(not_modified());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn timestamp_ns(ns: i128) -> Timestamp {
+    let t = time::OffsetDateTime::from_unix_timestamp(
+        i64::try_from(ns.div_euclid(1_000_000_000)).unwrap_or(0),
+    )
+    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    Timestamp::from(t)
+}
+
+pub fn parse_http_date(s: &str) -> Option<Timestamp> {
+    Timestamp::parse(TimestampFormat::HttpDate, s).ok()
+}
+
+/// What part of the object a read returns.
+struct Slice {
+    offset: u64,
+    len: u64,
+    content_range: Option<String>,
+    parts_count: Option<i32>,
+    part_checksum: Option<strait_connectors::StoredChecksum>,
+    whole: bool,
+}
+
+fn invalid_part_number() -> s3s::S3Error {
+    super::error::custom(
+        "InvalidPartNumber",
+        http::StatusCode::RANGE_NOT_SATISFIABLE,
+        "The requested partnumber is not satisfiable".into(),
+    )
+}
+
+fn slice(
+    meta: &ObjectMeta,
+    size: u64,
+    range: Option<&Range>,
+    part_number: Option<i32>,
+) -> S3Result<Slice> {
+    // x-amz-mp-parts-count is answered only to partNumber requests, as AWS does.
+    let parts_count = (part_number.is_some() && !meta.part_sizes.is_empty())
+        .then(|| meta.part_sizes.len() as i32);
+    if let Some(n) = part_number {
+        if range.is_some() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter"
+            ));
+        }
+        if n < 1 {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Part number must be an integer between 1 and 10000, inclusive"
+            ));
+        }
+        let n = n as usize;
+        if meta.part_sizes.is_empty() {
+            if n != 1 {
+                return Err(invalid_part_number());
+            }
+            return Ok(Slice {
+                offset: 0,
+                len: size,
+                content_range: None,
+                parts_count,
+                part_checksum: None,
+                whole: true,
+            });
+        }
+        if n > meta.part_sizes.len() {
+            return Err(invalid_part_number());
+        }
+        let offset: u64 = meta.part_sizes[..n - 1].iter().sum();
+        let len = meta.part_sizes[n - 1];
+        let part_checksum = meta.checksum.as_ref().and_then(|c| {
+            meta.part_checksums
+                .get(n - 1)
+                .map(|v| strait_connectors::StoredChecksum {
+                    algorithm: c.algorithm.clone(),
+                    value: v.clone(),
+                    kind: ChecksumType::COMPOSITE.into(),
+                })
+        });
+        let content_range =
+            (len > 0).then(|| format!("bytes {}-{}/{}", offset, offset + len - 1, size));
+        return Ok(Slice {
+            offset,
+            len,
+            content_range,
+            parts_count,
+            part_checksum,
+            whole: false,
+        });
+    }
+    match range {
+        None => Ok(Slice {
+            offset: 0,
+            len: size,
+            content_range: None,
+            parts_count,
+            part_checksum: None,
+            whole: true,
+        }),
+        Some(r) => {
+            let rg = r
+                .check(size)
+                .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
+            Ok(Slice {
+                offset: rg.start,
+                len: rg.end - rg.start,
+                content_range: Some(format!("bytes {}-{}/{}", rg.start, rg.end - 1, size)),
+                parts_count,
+                part_checksum: None,
+                whole: false,
+            })
+        }
+    }
+}
+
+async fn open(s: &Strait, bucket: &str, key: &str) -> S3Result<OpenObject> {
+    let key = parse_key(key)?;
+    let bucket = s.bucket(bucket).await?;
+    fs(move || bucket.open_object(&key)).await
+}
+
+/// Overrides from response-* query parameters.
+pub struct Overrides<'a> {
+    pub cache_control: Option<&'a String>,
+    pub content_disposition: Option<&'a String>,
+    pub content_encoding: Option<&'a String>,
+    pub content_language: Option<&'a String>,
+    pub content_type: Option<&'a String>,
+    pub expires: Option<&'a Timestamp>,
+}
+
+macro_rules! fill_headers {
+    ($out:expr, $meta:expr, $ov:expr) => {{
+        let m: &ObjectMeta = $meta;
+        let ov: &Overrides<'_> = $ov;
+        $out.content_type = Some(
+            ov.content_type
+                .cloned()
+                .or_else(|| m.content_type.clone())
+                .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into()),
+        );
+        $out.content_encoding = ov
+            .content_encoding
+            .cloned()
+            .or_else(|| m.content_encoding.clone());
+        $out.content_disposition = ov
+            .content_disposition
+            .cloned()
+            .or_else(|| m.content_disposition.clone());
+        $out.content_language = ov
+            .content_language
+            .cloned()
+            .or_else(|| m.content_language.clone());
+        $out.cache_control = ov
+            .cache_control
+            .cloned()
+            .or_else(|| m.cache_control.clone());
+        $out.expires = ov
+            .expires
+            .cloned()
+            .or_else(|| m.expires.as_deref().and_then(parse_http_date));
+        $out.e_tag = Some(ETag::Strong(m.etag.clone()));
+        $out.accept_ranges = Some("bytes".into());
+        $out.storage_class = Some(StorageClass::from_static(StorageClass::STANDARD));
+        if !m.user.is_empty() {
+            $out.metadata = Some(m.user.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+        }
+    }};
+}
+
+pub async fn get_object(
+    s: &Strait,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let i = &req.input;
+    if i.version_id.as_deref().is_some_and(|v| v != "null") {
+        return Err(s3_error!(NoSuchVersion, "versioning is not enabled"));
+    }
+    let obj = open(s, &i.bucket, &i.key).await?;
+    let conds = Conditions {
+        if_match: i.if_match.as_ref(),
+        if_none_match: i.if_none_match.as_ref(),
+        if_modified_since: i.if_modified_since.as_ref(),
+        if_unmodified_since: i.if_unmodified_since.as_ref(),
+    };
+    check_conditions(&conds, &obj.meta, obj.mtime_ns, false)?;
+    let size = obj.meta.id.size;
+    let sl = slice(&obj.meta, size, i.range.as_ref(), i.part_number)?;
+    let ov = Overrides {
+        cache_control: i.response_cache_control.as_ref(),
+        content_disposition: i.response_content_disposition.as_ref(),
+        content_encoding: i.response_content_encoding.as_ref(),
+        content_language: i.response_content_language.as_ref(),
+        content_type: i.response_content_type.as_ref(),
+        expires: i.response_expires.as_ref(),
+    };
+    let mut out = GetObjectOutput::default();
+    fill_headers!(out, &obj.meta, &ov);
+    out.last_modified = Some(timestamp_ns(obj.mtime_ns));
+    out.content_length = Some(sl.len as i64);
+    out.content_range = sl.content_range.clone();
+    out.parts_count = sl.parts_count;
+    if !obj.meta.tags.is_empty() {
+        out.tag_count = Some(obj.meta.tags.len() as i32);
+    }
+    if i.checksum_mode
+        .as_ref()
+        .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
+    {
+        if sl.whole {
+            set_checksum_fields!(out, obj.meta.checksum.as_ref());
+        } else {
+            set_checksum_fields!(out, sl.part_checksum.as_ref());
+        }
+    }
+    out.body = Some(match obj.file {
+        Some(f) if sl.len > 0 => file_body(f, sl.offset, sl.len),
+        _ => StreamingBlob::from(s3s::Body::empty()),
+    });
+    let mut resp = S3Response::new(out);
+    if sl.content_range.is_some() {
+        resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
+    }
+    Ok(resp)
+}
+
+pub async fn head_object(
+    s: &Strait,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let i = &req.input;
+    if i.version_id.as_deref().is_some_and(|v| v != "null") {
+        return Err(s3_error!(NoSuchVersion, "versioning is not enabled"));
+    }
+    let obj = open(s, &i.bucket, &i.key).await?;
+    let conds = Conditions {
+        if_match: i.if_match.as_ref(),
+        if_none_match: i.if_none_match.as_ref(),
+        if_modified_since: i.if_modified_since.as_ref(),
+        if_unmodified_since: i.if_unmodified_since.as_ref(),
+    };
+    check_conditions(&conds, &obj.meta, obj.mtime_ns, false)?;
+    let size = obj.meta.id.size;
+    let sl = slice(&obj.meta, size, i.range.as_ref(), i.part_number)?;
+    let ov = Overrides {
+        cache_control: i.response_cache_control.as_ref(),
+        content_disposition: i.response_content_disposition.as_ref(),
+        content_encoding: i.response_content_encoding.as_ref(),
+        content_language: i.response_content_language.as_ref(),
+        content_type: i.response_content_type.as_ref(),
+        expires: i.response_expires.as_ref(),
+    };
+    let mut out = HeadObjectOutput::default();
+    fill_headers!(out, &obj.meta, &ov);
+    out.last_modified = Some(timestamp_ns(obj.mtime_ns));
+    out.content_length = Some(sl.len as i64);
+    out.content_range = sl.content_range.clone();
+    out.parts_count = sl.parts_count;
+    if i.checksum_mode
+        .as_ref()
+        .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
+    {
+        if sl.whole {
+            set_checksum_fields!(out, obj.meta.checksum.as_ref());
+        } else {
+            set_checksum_fields!(out, sl.part_checksum.as_ref());
+        }
+    }
+    let mut resp = S3Response::new(out);
+    if sl.content_range.is_some() {
+        resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strait_connectors::FileIdentity;
+
+    fn meta(etag: &str) -> ObjectMeta {
+        ObjectMeta {
+            etag: etag.into(),
+            id: FileIdentity {
+                ino: 1,
+                size: 10,
+                mtime_ns: 0,
+            },
+            ..Default::default()
+        }
+    }
+
+    fn ts(unix: i64) -> Timestamp {
+        Timestamp::from(time::OffsetDateTime::from_unix_timestamp(unix).unwrap())
+    }
+
+    #[test]
+    fn condition_precedence() {
+        let m = meta("abc");
+        let mtime = 1_000_000_000_000i128; // 1000 s
+        let yes = ETagCondition::ETag(ETag::Strong("abc".into()));
+        let no = ETagCondition::ETag(ETag::Strong("zzz".into()));
+        let (old, new) = (ts(500), ts(2000));
+        let run = |im, inm, ims, ius| {
+            check_conditions(
+                &Conditions {
+                    if_match: im,
+                    if_none_match: inm,
+                    if_modified_since: ims,
+                    if_unmodified_since: ius,
+                },
+                &m,
+                mtime,
+                false,
+            )
+            .err()
+            .map(|e| e.code().as_str().to_owned())
+        };
+        assert_eq!(run(Some(&yes), None, None, None), None);
+        assert_eq!(
+            run(Some(&no), None, None, None).as_deref(),
+            Some("PreconditionFailed")
+        );
+        // If-Match true wins over a failing If-Unmodified-Since.
+        assert_eq!(run(Some(&yes), None, None, Some(&old)), None);
+        assert_eq!(
+            run(None, None, None, Some(&old)).as_deref(),
+            Some("PreconditionFailed")
+        );
+        assert_eq!(
+            run(None, Some(&yes), None, None).as_deref(),
+            Some("NotModified")
+        );
+        assert_eq!(run(None, Some(&no), None, None), None);
+        // If-None-Match false (ETag differs) decides over If-Modified-Since.
+        assert_eq!(run(None, Some(&no), Some(&new), None), None);
+        assert_eq!(
+            run(None, None, Some(&new), None).as_deref(),
+            Some("NotModified")
+        );
+        assert_eq!(run(None, None, Some(&old), None), None);
+    }
+
+    #[test]
+    fn ranges_and_parts() {
+        let mut m = meta("x");
+        let r = Range::Int {
+            first: 5,
+            last: Some(100),
+        };
+        let sl = slice(&m, 10, Some(&r), None).unwrap();
+        assert_eq!(
+            (sl.offset, sl.len, sl.content_range.as_deref()),
+            (5, 5, Some("bytes 5-9/10"))
+        );
+        let suffix = Range::Suffix { length: 3 };
+        let sl = slice(&m, 10, Some(&suffix), None).unwrap();
+        assert_eq!((sl.offset, sl.len), (7, 3));
+        assert!(slice(
+            &m,
+            10,
+            Some(&Range::Int {
+                first: 10,
+                last: None
+            }),
+            None
+        )
+        .is_err());
+        assert!(slice(&m, 10, None, Some(1)).unwrap().whole);
+        assert_eq!(
+            slice(&m, 10, None, Some(2)).err().unwrap().code().as_str(),
+            "InvalidPartNumber"
+        );
+        m.part_sizes = vec![6, 4];
+        let sl = slice(&m, 10, None, Some(2)).unwrap();
+        assert_eq!((sl.offset, sl.len, sl.parts_count), (6, 4, Some(2)));
+        assert_eq!(
+            slice(&m, 10, None, Some(3)).err().unwrap().code().as_str(),
+            "InvalidPartNumber"
+        );
+    }
+}

@@ -1,0 +1,184 @@
+//! Moving bytes between request/response bodies and files without blocking the runtime.
+
+use super::checksum::{Algo, BodyHasher, Digests};
+use super::error::{body_err, obj_err};
+use futures::StreamExt;
+use s3s::dto::StreamingBlob;
+use s3s::{s3_error, S3Error, S3Result};
+use std::io::Write;
+use strait_connectors::multipart::PartStaging;
+use strait_connectors::{ConnectorError, Staging};
+
+/// Bytes buffered before one blocking write.
+pub const WRITE_CHUNK_BYTES: usize = 1 << 20;
+/// Buffer size for file → response streams.
+pub const READ_CHUNK_BYTES: usize = 1 << 20;
+
+/// Run blocking file-system work off the async threads; map connector errors with `map`.
+pub async fn blocking<T, F>(map: fn(ConnectorError) -> S3Error, f: F) -> S3Result<T>
+where
+    F: FnOnce() -> Result<T, ConnectorError> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(map),
+        Err(e) => Err(S3Error::internal_error(e)),
+    }
+}
+
+/// Object-scoped [`blocking`].
+pub async fn fs<T, F>(f: F) -> S3Result<T>
+where
+    F: FnOnce() -> Result<T, ConnectorError> + Send + 'static,
+    T: Send + 'static,
+{
+    blocking(obj_err, f).await
+}
+
+/// Something with a file to stream a body into.
+pub trait StageFile: Send + 'static {
+    fn file_mut(&mut self) -> &mut std::fs::File;
+}
+
+impl StageFile for Staging {
+    fn file_mut(&mut self) -> &mut std::fs::File {
+        self.file()
+    }
+}
+
+impl StageFile for PartStaging {
+    fn file_mut(&mut self) -> &mut std::fs::File {
+        self.file()
+    }
+}
+
+/// Stream `body` into `target`, hashing inline. At most `max_bytes` are accepted.
+pub async fn write_body<W: StageFile>(
+    mut target: W,
+    body: Option<StreamingBlob>,
+    algo: Option<Algo>,
+    max_bytes: u64,
+) -> S3Result<(W, u64, Digests)> {
+    let mut hasher = BodyHasher::new(algo);
+    let mut size: u64 = 0;
+    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_CHUNK_BYTES);
+    if let Some(mut body) = body {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| body_err(&*e))?;
+            size += chunk.len() as u64;
+            if size > max_bytes {
+                return Err(s3_error!(
+                    EntityTooLarge,
+                    "Your proposed upload exceeds the maximum allowed size"
+                ));
+            }
+            hasher.update(&chunk);
+            buf.extend_from_slice(&chunk);
+            if buf.len() >= WRITE_CHUNK_BYTES {
+                (target, buf) = flush(target, buf).await?;
+            }
+        }
+    }
+    if !buf.is_empty() {
+        (target, _) = flush(target, buf).await?;
+    }
+    Ok((target, size, hasher.finalize()))
+}
+
+async fn flush<W: StageFile>(mut target: W, mut buf: Vec<u8>) -> S3Result<(W, Vec<u8>)> {
+    fs(move || {
+        target.file_mut().write_all(&buf)?;
+        buf.clear();
+        Ok((target, buf))
+    })
+    .await
+}
+
+/// Copy `len` bytes at `offset` of `src` into `target`, hashing them (blocking; run in [`fs`]).
+pub fn copy_hashed(
+    src: &std::fs::File,
+    offset: u64,
+    len: u64,
+    target: &mut std::fs::File,
+    hasher: &mut BodyHasher,
+) -> Result<(), ConnectorError> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; READ_CHUNK_BYTES.min(len.max(1) as usize)];
+    let mut done = 0u64;
+    while done < len {
+        let want = ((len - done) as usize).min(buf.len());
+        let n = src.read_at(&mut buf[..want], offset + done)?;
+        if n == 0 {
+            return Err(ConnectorError::Busy(
+                "source object shrank during the copy".into(),
+            ));
+        }
+        hasher.update(&buf[..n]);
+        target.write_all(&buf[..n])?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
+/// A response body streaming `len` bytes of `file` from `offset`.
+pub fn file_body(file: std::fs::File, offset: u64, len: u64) -> StreamingBlob {
+    StreamingBlob::wrap(async_stream(file, offset, len))
+}
+
+fn async_stream(
+    file: std::fs::File,
+    offset: u64,
+    len: u64,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Sync + 'static {
+    use std::os::unix::fs::FileExt;
+    let file = std::sync::Arc::new(file);
+    futures::stream::unfold((file, offset, len), |(file, pos, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let want = (left as usize).min(READ_CHUNK_BYTES);
+        let f = file.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; want];
+            let mut got = 0;
+            while got < want {
+                let n = f.read_at(&mut buf[got..], pos + got as u64)?;
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+            buf.truncate(got);
+            Ok::<_, std::io::Error>(buf)
+        })
+        .await;
+        match r {
+            Ok(Ok(buf)) if buf.is_empty() => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "object shrank while being read",
+                )),
+                (file, pos, 0),
+            )),
+            Ok(Ok(buf)) => {
+                let n = buf.len() as u64;
+                Some((Ok(bytes::Bytes::from(buf)), (file, pos + n, left - n)))
+            }
+            Ok(Err(e)) => Some((Err(e), (file, pos, 0))),
+            Err(e) => Some((Err(std::io::Error::other(e)), (file, pos, 0))),
+        }
+    })
+}
+
+/// A sink that accepts no bytes (directory markers): any body byte exceeds its zero limit.
+#[derive(Default)]
+pub struct StageSink {
+    file: Option<std::fs::File>,
+}
+
+impl StageFile for StageSink {
+    fn file_mut(&mut self) -> &mut std::fs::File {
+        self.file
+            .get_or_insert_with(|| std::fs::File::open("/dev/null").expect("/dev/null"))
+    }
+}

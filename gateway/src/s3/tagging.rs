@@ -1,0 +1,151 @@
+//! Object tagging (stored in the object's metadata record).
+
+use super::io::fs;
+use super::{parse_key, Strait};
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+pub const TAGS_PER_OBJECT_MAX: usize = 10;
+pub const TAG_KEY_CHARS_MAX: usize = 128;
+pub const TAG_VALUE_CHARS_MAX: usize = 256;
+
+/// Validate a tag set as AWS does (InvalidTag).
+pub fn validate_tags(tags: &[(String, String)]) -> S3Result<()> {
+    if tags.len() > TAGS_PER_OBJECT_MAX {
+        return Err(s3_error!(
+            InvalidTag,
+            "Object tags cannot be greater than {TAGS_PER_OBJECT_MAX}"
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > TAG_KEY_CHARS_MAX {
+            return Err(s3_error!(
+                InvalidTag,
+                "The TagKey you have provided is invalid"
+            ));
+        }
+        if v.chars().count() > TAG_VALUE_CHARS_MAX {
+            return Err(s3_error!(
+                InvalidTag,
+                "The TagValue you have provided is invalid"
+            ));
+        }
+        if !seen.insert(k) {
+            return Err(s3_error!(
+                InvalidTag,
+                "Cannot provide multiple Tags with the same key"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parse `x-amz-tagging` (URL query encoding: `k1=v1&k2=v2`).
+pub fn parse_tagging_header(h: &str) -> S3Result<Vec<(String, String)>> {
+    let mut tags = Vec::new();
+    for pair in h.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let dec = |s: &str| {
+            urlencoding::decode(&s.replace('+', " "))
+                .map(|c| c.into_owned())
+                .map_err(|_| s3_error!(InvalidArgument, "invalid x-amz-tagging header"))
+        };
+        tags.push((dec(k)?, dec(v)?));
+    }
+    validate_tags(&tags)?;
+    Ok(tags)
+}
+
+pub async fn get_object_tagging(
+    s: &Strait,
+    req: S3Request<GetObjectTaggingInput>,
+) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+    let key = parse_key(&req.input.key)?;
+    let bucket = s.bucket(&req.input.bucket).await?;
+    let obj = fs(move || bucket.open_object(&key)).await?;
+    let tag_set = obj
+        .meta
+        .tags
+        .into_iter()
+        .map(|(k, v)| Tag {
+            key: Some(k),
+            value: Some(v),
+        })
+        .collect();
+    Ok(S3Response::new(GetObjectTaggingOutput {
+        tag_set,
+        version_id: None,
+    }))
+}
+
+async fn set_tags(
+    s: &Strait,
+    bucket: &str,
+    key: &str,
+    tags: Vec<(String, String)>,
+) -> S3Result<()> {
+    let key = parse_key(key)?;
+    let bucket = s.bucket(bucket).await?;
+    fs(move || {
+        let cur = bucket.open_object(&key)?;
+        let mut new = cur.meta.clone();
+        new.tags = tags;
+        bucket.rewrite_meta(&key, &cur.meta, &new)
+    })
+    .await
+}
+
+pub async fn put_object_tagging(
+    s: &Strait,
+    req: S3Request<PutObjectTaggingInput>,
+) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+    let tags: Vec<(String, String)> = req
+        .input
+        .tagging
+        .tag_set
+        .iter()
+        .map(|t| {
+            (
+                t.key.clone().unwrap_or_default(),
+                t.value.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    validate_tags(&tags)?;
+    set_tags(s, &req.input.bucket, &req.input.key, tags).await?;
+    Ok(S3Response::new(PutObjectTaggingOutput::default()))
+}
+
+pub async fn delete_object_tagging(
+    s: &Strait,
+    req: S3Request<DeleteObjectTaggingInput>,
+) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+    set_tags(s, &req.input.bucket, &req.input.key, Vec::new()).await?;
+    Ok(S3Response::with_status(
+        DeleteObjectTaggingOutput::default(),
+        http::StatusCode::NO_CONTENT,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tagging_header() {
+        let t = parse_tagging_header("a=1&b%20c=x%2By&empty=").unwrap();
+        assert_eq!(
+            t,
+            vec![
+                ("a".into(), "1".into()),
+                ("b c".into(), "x+y".into()),
+                ("empty".into(), "".into())
+            ]
+        );
+        assert!(parse_tagging_header("a=1&a=2").is_err());
+        let many: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
+        assert!(parse_tagging_header(&many.join("&")).is_err());
+        assert!(parse_tagging_header(&format!("{}=v", "k".repeat(129))).is_err());
+    }
+}

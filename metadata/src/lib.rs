@@ -1,0 +1,457 @@
+//! Strait's embedded metadata store (RocksDB under the state directory).
+//!
+//! Tables are column families; every value is JSON carrying a format version `v`, so a later
+//! format can migrate it. Keys are byte strings whose order is the iteration order callers rely
+//! on; each table documents its encoding next to its type.
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `config` | setting name (UTF-8) | setting-specific JSON ([`RootCredentials`]) |
+//! | `uploads` | `bucket 0x00 key 0x00 upload_id` | [`UploadRecord`] |
+//! | `upload_ids` | `upload_id` | `bucket 0x00 key` (lookup by id) |
+//! | `completed` | `upload_id` | [`CompletedUpload`] (makes Complete idempotent on retry) |
+//! | `staging` | absolute path of a staging file | empty |
+//!
+//! Bucket names and keys never contain NUL (the gateway validates both), so `0x00` separates
+//! fields and sorts a key before every longer key it prefixes: listing uploads by
+//! `bucket 0x00 prefix` yields them in key order, then by upload id (time-ordered).
+
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const CF_CONFIG: &str = "config";
+const CF_UPLOADS: &str = "uploads";
+const CF_UPLOAD_IDS: &str = "upload_ids";
+const CF_COMPLETED: &str = "completed";
+const CF_STAGING: &str = "staging";
+const ALL_CFS: [&str; 5] = [
+    CF_CONFIG,
+    CF_UPLOADS,
+    CF_UPLOAD_IDS,
+    CF_COMPLETED,
+    CF_STAGING,
+];
+
+/// Format version of every value written by this build.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("rocksdb: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("corrupt record in {table}: {reason}")]
+    Corrupt { table: &'static str, reason: String },
+    #[error("column family {0} missing")]
+    MissingTable(&'static str),
+}
+
+pub type Result<T, E = MetaError> = std::result::Result<T, E>;
+
+/// The administrator's key pair, generated once when not given by the environment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RootCredentials {
+    pub v: u32,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+/// An in-progress multipart upload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct UploadRecord {
+    pub v: u32,
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    /// Access key of the initiator: an upload is bound to its owner.
+    pub owner: String,
+    pub initiated_unix_ms: i64,
+    /// Object metadata requested at Create (content type, user metadata...), as the gateway's JSON.
+    pub object_meta: String,
+    /// Checksum algorithm requested at Create (`CRC32`, ...), if any.
+    pub checksum_algorithm: Option<String>,
+    /// `COMPOSITE` or `FULL_OBJECT`, if a checksum algorithm was requested.
+    pub checksum_type: Option<String>,
+    #[serde(default)]
+    pub extra: BTreeMap<String, String>,
+}
+
+/// The result of a completed upload, kept so that a retried Complete answers the same.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CompletedUpload {
+    pub v: u32,
+    pub bucket: String,
+    pub key: String,
+    pub etag: String,
+    /// The completion request's part list, so that only an identical retry is answered.
+    pub parts_digest: String,
+    pub checksum: Option<(String, String, String)>,
+    pub completed_unix_ms: i64,
+}
+
+/// The metadata store.
+pub struct MetaStore {
+    db: DB,
+    path: PathBuf,
+}
+
+fn upload_key(bucket: &str, key: &str, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(bucket.len() + key.len() + id.len() + 2);
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| MetaError::Corrupt {
+        table,
+        reason: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("records serialize")
+}
+
+impl MetaStore {
+    /// Open (or create) the store under `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_keep_log_file_num(4);
+        opts.set_max_total_wal_size(64 << 20);
+        let cfs = ALL_CFS
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
+        Ok(Self {
+            db,
+            path: dir.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily> {
+        self.db.cf_handle(name).ok_or(MetaError::MissingTable(name))
+    }
+
+    fn synced() -> WriteOptions {
+        let mut w = WriteOptions::default();
+        w.set_sync(true);
+        w
+    }
+
+    // --- config -------------------------------------------------------------------------
+
+    pub fn root_credentials(&self) -> Result<Option<RootCredentials>> {
+        match self.db.get_cf(self.cf(CF_CONFIG)?, b"root_credentials")? {
+            Some(v) => Ok(Some(decode(CF_CONFIG, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn set_root_credentials(&self, c: &RootCredentials) -> Result<()> {
+        self.db.put_cf_opt(
+            self.cf(CF_CONFIG)?,
+            b"root_credentials",
+            encode(c),
+            &Self::synced(),
+        )?;
+        Ok(())
+    }
+
+    // --- multipart uploads ------------------------------------------------------------------
+
+    /// Record a new upload (durable before the upload id is returned to the client).
+    pub fn put_upload(&self, u: &UploadRecord) -> Result<()> {
+        let mut b = WriteBatch::default();
+        b.put_cf(
+            self.cf(CF_UPLOADS)?,
+            upload_key(&u.bucket, &u.key, &u.upload_id),
+            encode(u),
+        );
+        let mut loc = u.bucket.as_bytes().to_vec();
+        loc.push(0);
+        loc.extend_from_slice(u.key.as_bytes());
+        b.put_cf(self.cf(CF_UPLOAD_IDS)?, u.upload_id.as_bytes(), loc);
+        self.db.write_opt(b, &Self::synced())?;
+        Ok(())
+    }
+
+    pub fn get_upload(&self, upload_id: &str) -> Result<Option<UploadRecord>> {
+        let Some(loc) = self
+            .db
+            .get_cf(self.cf(CF_UPLOAD_IDS)?, upload_id.as_bytes())?
+        else {
+            return Ok(None);
+        };
+        let mut k = loc;
+        k.push(0);
+        k.extend_from_slice(upload_id.as_bytes());
+        match self.db.get_cf(self.cf(CF_UPLOADS)?, &k)? {
+            Some(v) => Ok(Some(decode(CF_UPLOADS, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Remove an upload record; with `completed`, record the completion in the same batch.
+    pub fn finish_upload(
+        &self,
+        u: &UploadRecord,
+        completed: Option<&CompletedUpload>,
+    ) -> Result<()> {
+        let mut b = WriteBatch::default();
+        b.delete_cf(
+            self.cf(CF_UPLOADS)?,
+            upload_key(&u.bucket, &u.key, &u.upload_id),
+        );
+        b.delete_cf(self.cf(CF_UPLOAD_IDS)?, u.upload_id.as_bytes());
+        if let Some(c) = completed {
+            b.put_cf(self.cf(CF_COMPLETED)?, u.upload_id.as_bytes(), encode(c));
+        }
+        self.db.write_opt(b, &Self::synced())?;
+        Ok(())
+    }
+
+    pub fn completed_upload(&self, upload_id: &str) -> Result<Option<CompletedUpload>> {
+        match self
+            .db
+            .get_cf(self.cf(CF_COMPLETED)?, upload_id.as_bytes())?
+        {
+            Some(v) => Ok(Some(decode(CF_COMPLETED, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Forget completion records older than `cutoff_unix_ms`.
+    pub fn prune_completed(&self, cutoff_unix_ms: i64) -> Result<usize> {
+        let cf = self.cf(CF_COMPLETED)?;
+        let mut n = 0;
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item?;
+            let c: CompletedUpload = decode(CF_COMPLETED, &v)?;
+            if c.completed_unix_ms < cutoff_unix_ms {
+                self.db.delete_cf(cf, k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Uploads of `bucket` whose key starts with `prefix`, in (key, upload id) order, starting
+    /// strictly after (`key_marker`, `upload_id_marker`).
+    pub fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: Option<&str>,
+        upload_id_marker: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<UploadRecord>> {
+        let cf = self.cf(CF_UPLOADS)?;
+        let mut start = bucket.as_bytes().to_vec();
+        start.push(0);
+        let scope = start.clone();
+        match key_marker {
+            Some(km) if km.as_bytes() >= prefix.as_bytes() => {
+                start.extend_from_slice(km.as_bytes());
+                start.push(0);
+                // Without an upload-id marker, every upload of the marker key is skipped.
+                start.extend_from_slice(upload_id_marker.unwrap_or("\u{7f}").as_bytes());
+            }
+            _ => start.extend_from_slice(prefix.as_bytes()),
+        }
+        let mut full_prefix = scope.clone();
+        full_prefix.extend_from_slice(prefix.as_bytes());
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+        {
+            let (k, v) = item?;
+            if !k.starts_with(&full_prefix) {
+                break;
+            }
+            if *k == *start {
+                continue; // strictly after the marker
+            }
+            out.push(decode(CF_UPLOADS, &v)?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the bucket has in-progress uploads.
+    pub fn bucket_has_uploads(&self, bucket: &str) -> Result<bool> {
+        Ok(!self.list_uploads(bucket, "", None, None, 1)?.is_empty())
+    }
+
+    /// Drop all upload records of a bucket (DeleteBucket).
+    pub fn drop_bucket_uploads(&self, bucket: &str) -> Result<()> {
+        for u in self.list_uploads(bucket, "", None, None, usize::MAX)? {
+            self.finish_upload(&u, None)?;
+        }
+        Ok(())
+    }
+
+    // --- staging journal ------------------------------------------------------------------
+
+    /// Record a staging file before it is created. Not synced: the WAL survives a process
+    /// crash; after a power loss a staging file may outlive its record (then `strait` finds it
+    /// only by a scan; documented in ARCHITECTURE.md).
+    pub fn record_staging(&self, path: &Path) -> Result<()> {
+        self.db.put_cf(
+            self.cf(CF_STAGING)?,
+            path.as_os_str().as_encoded_bytes(),
+            b"",
+        )?;
+        Ok(())
+    }
+
+    pub fn forget_staging(&self, path: &Path) -> Result<()> {
+        self.db
+            .delete_cf(self.cf(CF_STAGING)?, path.as_os_str().as_encoded_bytes())?;
+        Ok(())
+    }
+
+    /// Staging files recorded and not forgotten (left by a crash).
+    pub fn staging_files(&self) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_STAGING)?, IteratorMode::Start)
+        {
+            let (k, _) = item?;
+            let s = String::from_utf8_lossy(&k).into_owned();
+            out.push(PathBuf::from(s));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("strait-meta-test-{}", std::process::id()));
+        let d = d.join(format!(
+            "{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn up(bucket: &str, key: &str, id: &str) -> UploadRecord {
+        UploadRecord {
+            v: FORMAT_VERSION,
+            bucket: bucket.into(),
+            key: key.into(),
+            upload_id: id.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn uploads_are_listed_in_key_then_id_order_and_survive_reopen() {
+        let dir = tmp();
+        {
+            let s = MetaStore::open(&dir).unwrap();
+            for (k, id) in [("b", "2"), ("a/b", "1"), ("a", "3"), ("a", "1"), ("c", "9")] {
+                s.put_upload(&up("bk", k, id)).unwrap();
+            }
+            s.put_upload(&up("bk2", "a", "5")).unwrap();
+        }
+        let s = MetaStore::open(&dir).unwrap();
+        let all: Vec<_> = s
+            .list_uploads("bk", "", None, None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|u| (u.key, u.upload_id))
+            .collect();
+        let want: Vec<(String, String)> =
+            [("a", "1"), ("a", "3"), ("a/b", "1"), ("b", "2"), ("c", "9")]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+        assert_eq!(all, want);
+        let pre: Vec<_> = s
+            .list_uploads("bk", "a", None, None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|u| u.key)
+            .collect();
+        assert_eq!(pre, ["a", "a", "a/b"]);
+        let after: Vec<_> = s
+            .list_uploads("bk", "", Some("a"), Some("1"), 100)
+            .unwrap()
+            .into_iter()
+            .map(|u| u.upload_id)
+            .collect();
+        assert_eq!(after, ["3", "1", "2", "9"]);
+        let after_key: Vec<_> = s
+            .list_uploads("bk", "", Some("a"), None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|u| u.key)
+            .collect();
+        assert_eq!(after_key, ["a/b", "b", "c"]);
+        assert_eq!(s.get_upload("3").unwrap().unwrap().key, "a");
+        let u = s.get_upload("9").unwrap().unwrap();
+        let c = CompletedUpload {
+            v: FORMAT_VERSION,
+            bucket: "bk".into(),
+            key: "c".into(),
+            etag: "x-1".into(),
+            parts_digest: "d".into(),
+            checksum: None,
+            completed_unix_ms: 5,
+        };
+        s.finish_upload(&u, Some(&c)).unwrap();
+        assert!(s.get_upload("9").unwrap().is_none());
+        assert_eq!(s.completed_upload("9").unwrap(), Some(c));
+        assert_eq!(s.prune_completed(6).unwrap(), 1);
+        assert!(s.completed_upload("9").unwrap().is_none());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn staging_journal_and_credentials() {
+        let dir = tmp();
+        let s = MetaStore::open(&dir).unwrap();
+        assert!(s.root_credentials().unwrap().is_none());
+        let c = RootCredentials {
+            v: FORMAT_VERSION,
+            access_key: "a".into(),
+            secret_key: "s".into(),
+        };
+        s.set_root_credentials(&c).unwrap();
+        s.record_staging(Path::new("/x/.strait.stage.1")).unwrap();
+        s.record_staging(Path::new("/x/.strait.stage.2")).unwrap();
+        s.forget_staging(Path::new("/x/.strait.stage.1")).unwrap();
+        drop(s);
+        let s = MetaStore::open(&dir).unwrap();
+        assert_eq!(s.root_credentials().unwrap(), Some(c));
+        assert_eq!(
+            s.staging_files().unwrap(),
+            vec![PathBuf::from("/x/.strait.stage.2")]
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
