@@ -87,10 +87,7 @@ impl From<std::io::Error> for ConnectorError {
     fn from(e: std::io::Error) -> Self {
         match e.raw_os_error() {
             Some(code) => Self::from_errno(Errno::from_raw_os_error(code), e.to_string()),
-            None => Self::Io {
-                errno: Errno::IO,
-                context: e.to_string(),
-            },
+            None => Self::Io { errno: Errno::IO, context: e.to_string() },
         }
     }
 }

@@ -29,13 +29,7 @@ pub fn open_dir(dir: impl AsFd, rel: &str) -> rustix::io::Result<OwnedFd> {
 
 /// Open a path beneath `dir` with `O_PATH` (no side effects on devices or FIFOs) and stat it.
 pub fn stat_beneath(dir: impl AsFd, rel: &str) -> rustix::io::Result<Stat> {
-    let fd = rustix::fs::openat2(
-        dir,
-        rel,
-        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-        RESOLVE,
-    )?;
+    let fd = rustix::fs::openat2(dir, rel, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty(), RESOLVE)?;
     rustix::fs::fstat(fd)
 }
 
@@ -44,9 +38,7 @@ pub fn open_regular(dir: impl AsFd + Copy, rel: &str) -> Result<(std::fs::File, 
     let st = stat_beneath(dir, rel).map_err(|e| map_lookup(e, rel))?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {}
-        FileType::Directory => {
-            return Err(ConnectorError::NotFound(format!("{rel} is a directory")))
-        }
+        FileType::Directory => return Err(ConnectorError::NotFound(format!("{rel} is a directory"))),
         _ => return Err(ConnectorError::NotRegularFile(rel.to_owned())),
     }
     let fd = rustix::fs::openat2(
@@ -71,9 +63,7 @@ pub fn open_regular(dir: impl AsFd + Copy, rel: &str) -> Result<(std::fs::File, 
 /// reads as "no such object", never as a path outside the bucket.
 pub fn map_lookup(e: Errno, rel: &str) -> ConnectorError {
     match e {
-        Errno::LOOP | Errno::XDEV => {
-            ConnectorError::NotFound(format!("{rel}: symlink or escape refused"))
-        }
+        Errno::LOOP | Errno::XDEV => ConnectorError::NotFound(format!("{rel}: symlink or escape refused")),
         e => ConnectorError::from_errno(e, rel.to_owned()),
     }
 }
@@ -89,8 +79,7 @@ pub fn get_xattr(fd: impl AsFd, name: &str) -> Result<Option<Vec<u8>>> {
             }
             Err(Errno::NODATA) | Err(Errno::OPNOTSUPP) => return Ok(None),
             Err(Errno::RANGE) if buf.len() < 1 << 20 => {
-                let n = rustix::fs::fgetxattr_query(&fd, name)
-                    .ctx(|| format!("size of xattr {name}"))?;
+                let n = rustix::fs::fgetxattr_query(&fd, name).ctx(|| format!("size of xattr {name}"))?;
                 buf = vec![0u8; n.max(buf.len() * 2)];
             }
             Err(e) => return Err(ConnectorError::from_errno(e, format!("getxattr {name}"))),
@@ -104,9 +93,7 @@ pub fn set_xattr(fd: impl AsFd, name: &str, value: &[u8]) -> Result<()> {
         Errno::TOOBIG | Errno::NOSPC | Errno::RANGE => {
             ConnectorError::MetadataTooLarge(format!("{name}: {} bytes do not fit", value.len()))
         }
-        Errno::OPNOTSUPP => {
-            ConnectorError::NotSupported(format!("the file system has no user xattrs ({name})"))
-        }
+        Errno::OPNOTSUPP => ConnectorError::NotSupported(format!("the file system has no user xattrs ({name})")),
         e => ConnectorError::from_errno(e, format!("setxattr {name}")),
     })
 }
@@ -124,9 +111,7 @@ pub fn remove_xattr(fd: impl AsFd, name: &str) -> Result<bool> {
 pub fn rmdir_if_empty(parent: impl AsFd, name: &str) -> Result<bool> {
     match rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR) {
         Ok(()) => Ok(true),
-        Err(Errno::NOTEMPTY) | Err(Errno::EXIST) | Err(Errno::NOENT) | Err(Errno::BUSY) => {
-            Ok(false)
-        }
+        Err(Errno::NOTEMPTY) | Err(Errno::EXIST) | Err(Errno::NOENT) | Err(Errno::BUSY) => Ok(false),
         Err(e) => Err(ConnectorError::from_errno(e, format!("rmdir {name}"))),
     }
 }
@@ -142,9 +127,7 @@ pub fn ensure_dirs(base: impl AsFd, rel: &str) -> Result<OwnedFd> {
         let next = match open_dir(&cur, comp) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => create_autodir(&cur, comp)?,
-            Err(Errno::NOTDIR) => {
-                return Err(ConnectorError::ParentIsFile(format!("{comp} in {rel}")))
-            }
+            Err(Errno::NOTDIR) => return Err(ConnectorError::ParentIsFile(format!("{comp} in {rel}"))),
             Err(e) => return Err(map_lookup(e, rel)),
         };
         cur = next;

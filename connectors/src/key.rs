@@ -50,9 +50,7 @@ impl ObjectKey {
         for comp in body.split('/') {
             check_component(comp)?;
         }
-        Ok(Self {
-            key: key.to_owned(),
-        })
+        Ok(Self { key: key.to_owned() })
     }
 
     /// The key as the client sent it.
@@ -83,14 +81,10 @@ impl ObjectKey {
 /// Check one path component.
 pub fn check_component(comp: &str) -> Result<()> {
     if comp.is_empty() {
-        return Err(ConnectorError::InvalidKey(
-            "key has an empty path component ('//' or leading '/')".into(),
-        ));
+        return Err(ConnectorError::InvalidKey("key has an empty path component ('//' or leading '/')".into()));
     }
     if comp == "." || comp == ".." {
-        return Err(ConnectorError::InvalidKey(format!(
-            "key has a '{comp}' path component"
-        )));
+        return Err(ConnectorError::InvalidKey(format!("key has a '{comp}' path component")));
     }
     if comp.len() > COMPONENT_LEN_BYTES_MAX {
         return Err(ConnectorError::NameTooLong(format!(
@@ -99,9 +93,7 @@ pub fn check_component(comp: &str) -> Result<()> {
         )));
     }
     if comp.starts_with(INTERNAL_PREFIX) {
-        return Err(ConnectorError::InvalidKey(format!(
-            "names starting with '{INTERNAL_PREFIX}' are reserved"
-        )));
+        return Err(ConnectorError::InvalidKey(format!("names starting with '{INTERNAL_PREFIX}' are reserved")));
     }
     Ok(())
 }
@@ -112,18 +104,7 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_keys() {
-        for k in [
-            "a",
-            "a/b/c",
-            "dir/",
-            "with space",
-            "plus+sign",
-            "100%",
-            "ünï/cødé",
-            "a.b",
-            "...",
-            ".hidden",
-        ] {
+        for k in ["a", "a/b/c", "dir/", "with space", "plus+sign", "100%", "ünï/cødé", "a.b", "...", ".hidden"] {
             ObjectKey::parse(k).unwrap_or_else(|e| panic!("{k}: {e}"));
         }
         let m = ObjectKey::parse("a/b/").unwrap();

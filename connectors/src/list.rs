@@ -30,11 +30,7 @@ pub struct ListQuery<'a> {
 /// One entry of a page.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ListItem {
-    Object {
-        key: String,
-        meta: ObjectMeta,
-        mtime_ns: i128,
-    },
+    Object { key: String, meta: Box<ObjectMeta>, mtime_ns: i128 },
     Prefix(String),
 }
 
@@ -75,11 +71,7 @@ struct Walker<'q> {
 
 /// List a page of `bucket`.
 pub fn list(bucket: &Bucket, q: &ListQuery<'_>) -> Result<ListPage> {
-    let mut w = Walker {
-        q,
-        page: ListPage::default(),
-        last_prefix: None,
-    };
+    let mut w = Walker { q, page: ListPage::default(), last_prefix: None };
     if q.max_keys == 0 {
         return Ok(w.page);
     }
@@ -100,11 +92,7 @@ pub fn list(bucket: &Bucket, q: &ListQuery<'_>) -> Result<ListPage> {
         Ok(fd) => fd,
         Err(_) => return Ok(w.page),
     };
-    let dir_prefix = if start_rel.is_empty() {
-        String::new()
-    } else {
-        format!("{start_rel}/")
-    };
+    let dir_prefix = if start_rel.is_empty() { String::new() } else { format!("{start_rel}/") };
     w.walk(&dir, &dir_prefix)?;
     Ok(w.page)
 }
@@ -115,8 +103,7 @@ fn common_prefix<'k>(key: &'k str, prefix: &str, delimiter: &str) -> Option<&'k 
         return None;
     }
     let rest = &key[prefix.len()..];
-    rest.find(delimiter)
-        .map(|i| &key[..prefix.len() + i + delimiter.len()])
+    rest.find(delimiter).map(|i| &key[..prefix.len() + i + delimiter.len()])
 }
 
 /// Read a directory: usable entries sorted in S3 order.
@@ -162,10 +149,7 @@ impl Walker<'_> {
         let p = self.q.prefix;
         let prefix_ok = full.starts_with(p) || p.starts_with(full);
         let after_ok = self.q.after.is_none_or(|a| full > a || a.starts_with(full));
-        let not_rolled = self
-            .last_prefix
-            .as_deref()
-            .is_none_or(|cp| !full.starts_with(cp));
+        let not_rolled = self.last_prefix.as_deref().is_none_or(|cp| !full.starts_with(cp));
         prefix_ok && after_ok && not_rolled
     }
 
@@ -193,11 +177,7 @@ impl Walker<'_> {
                 return self.emit(ListItem::Prefix(cp));
             }
         }
-        self.emit(ListItem::Object {
-            key,
-            meta,
-            mtime_ns,
-        })
+        self.emit(ListItem::Object { key, meta: Box::new(meta), mtime_ns })
     }
 
     fn walk(&mut self, dir: &OwnedFd, dir_prefix: &str) -> Result<Flow> {
@@ -273,11 +253,7 @@ impl Walker<'_> {
                 Kind::File if self.after_ok(&sub_full) => return Ok(true),
                 Kind::File => {}
                 Kind::Dir => {
-                    if self
-                        .q
-                        .after
-                        .is_some_and(|a| sub_full.as_str() <= a && !a.starts_with(&sub_full))
-                    {
+                    if self.q.after.is_some_and(|a| sub_full.as_str() <= a && !a.starts_with(&sub_full)) {
                         continue;
                     }
                     if let Ok(sub) = open_dir(dir, &name[..name.len() - 1]) {

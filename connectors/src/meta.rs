@@ -40,13 +40,7 @@ impl FileIdentity {
     pub fn derived_etag(&self) -> String {
         use md5::{Digest, Md5};
         let mut h = Md5::new();
-        h.update(
-            format!(
-                "strait-derived:{}:{}:{}",
-                self.ino, self.size, self.mtime_ns
-            )
-            .as_bytes(),
-        );
+        h.update(format!("strait-derived:{}:{}:{}", self.ino, self.size, self.mtime_ns).as_bytes());
         format!("{}-1", hex(&h.finalize()))
     }
 }
@@ -102,13 +96,7 @@ pub struct ObjectMeta {
 impl ObjectMeta {
     /// Metadata for a file Strait did not write (or whose record is stale).
     pub fn derived(id: FileIdentity) -> Self {
-        Self {
-            v: META_VERSION,
-            id,
-            etag: id.derived_etag(),
-            stored: false,
-            ..Default::default()
-        }
+        Self { v: META_VERSION, id, etag: id.derived_etag(), stored: false, ..Default::default() }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -137,11 +125,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_version() {
-        let mut m = ObjectMeta::derived(FileIdentity {
-            ino: 7,
-            size: 3,
-            mtime_ns: 11,
-        });
+        let mut m = ObjectMeta::derived(FileIdentity { ino: 7, size: 3, mtime_ns: 11 });
         m.user.insert("k".into(), "v".into());
         m.stored = true;
         assert_eq!(ObjectMeta::decode(&m.encode()), Some(m.clone()));
@@ -153,11 +137,7 @@ mod tests {
 
     #[test]
     fn derived_etag_is_stable_and_not_md5_shaped() {
-        let id = FileIdentity {
-            ino: 1,
-            size: 2,
-            mtime_ns: 3,
-        };
+        let id = FileIdentity { ino: 1, size: 2, mtime_ns: 3 };
         assert_eq!(id.derived_etag(), id.derived_etag());
         assert!(id.derived_etag().ends_with("-1"));
         let id2 = FileIdentity { mtime_ns: 4, ..id };

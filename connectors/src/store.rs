@@ -94,21 +94,10 @@ impl PosixStore {
     /// Open (creating if needed) the root directory.
     pub fn open(root: &Path, journal: Arc<dyn StagingJournal>) -> Result<Self> {
         std::fs::create_dir_all(root)?;
-        let root_fd = rustix::fs::open(
-            root,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ctx(|| format!("open root {}", root.display()))?;
+        let root_fd = rustix::fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .ctx(|| format!("open root {}", root.display()))?;
         let root = std::fs::canonicalize(root)?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                root,
-                root_fd,
-                locks: KeyLocks::new(),
-                journal,
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { root, root_fd, locks: KeyLocks::new(), journal }) })
     }
 
     pub fn root(&self) -> &Path {
@@ -118,10 +107,7 @@ impl PosixStore {
     /// Remove staging files left by a crash (paths from the journal). Only names with the
     /// staging prefix are ever removed.
     pub fn remove_stale_staging(&self, path: &Path) {
-        let is_stage = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(STAGE_PREFIX));
+        let is_stage = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(STAGE_PREFIX));
         if is_stage && path.starts_with(&self.inner.root) {
             match std::fs::remove_file(path) {
                 Ok(()) => tracing::info!(path = %path.display(), "removed leftover staging file"),
@@ -137,27 +123,19 @@ impl PosixStore {
     /// Open a bucket directory.
     pub fn bucket(&self, name: &str) -> Result<Bucket> {
         let fd = open_dir(&self.inner.root_fd, name).map_err(|e| match e {
-            Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV => {
-                ConnectorError::NoSuchBucket(name.to_owned())
-            }
+            Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV => ConnectorError::NoSuchBucket(name.to_owned()),
             e => ConnectorError::from_errno(e, format!("open bucket {name}")),
         })?;
-        Ok(Bucket {
-            store: self.clone(),
-            name: name.to_owned(),
-            fd: Arc::new(fd),
-        })
+        Ok(Bucket { store: self.clone(), name: name.to_owned(), fd: Arc::new(fd) })
     }
 
     /// Create a bucket directory. [`ConnectorError::AlreadyExists`] if it exists.
     pub fn create_bucket(&self, name: &str, created_rfc3339: &str) -> Result<()> {
         let root = &self.inner.root_fd;
-        rustix::fs::mkdirat(root, name, Mode::from_raw_mode(fsutil::DIR_MODE)).map_err(
-            |e| match e {
-                Errno::EXIST => ConnectorError::AlreadyExists(name.to_owned()),
-                e => ConnectorError::from_errno(e, format!("mkdir bucket {name}")),
-            },
-        )?;
+        rustix::fs::mkdirat(root, name, Mode::from_raw_mode(fsutil::DIR_MODE)).map_err(|e| match e {
+            Errno::EXIST => ConnectorError::AlreadyExists(name.to_owned()),
+            e => ConnectorError::from_errno(e, format!("mkdir bucket {name}")),
+        })?;
         let fd = open_dir(root, name).ctx(|| format!("open new bucket {name}"))?;
         fsutil::set_xattr(&fd, XATTR_BUCKET, created_rfc3339.as_bytes())?;
         rustix::fs::fsync(root).ctx(|| "fsync root".into())?;
@@ -184,12 +162,10 @@ impl PosixStore {
             let p = self.inner.root.join(name).join(UPLOADS_DIR);
             std::fs::remove_dir_all(&p)?;
         }
-        rustix::fs::unlinkat(&self.inner.root_fd, name, AtFlags::REMOVEDIR).map_err(
-            |e| match e {
-                Errno::NOTEMPTY | Errno::EXIST => ConnectorError::NotEmpty(name.to_owned()),
-                e => ConnectorError::from_errno(e, format!("rmdir bucket {name}")),
-            },
-        )?;
+        rustix::fs::unlinkat(&self.inner.root_fd, name, AtFlags::REMOVEDIR).map_err(|e| match e {
+            Errno::NOTEMPTY | Errno::EXIST => ConnectorError::NotEmpty(name.to_owned()),
+            e => ConnectorError::from_errno(e, format!("rmdir bucket {name}")),
+        })?;
         rustix::fs::fsync(&self.inner.root_fd).ctx(|| "fsync root".into())?;
         Ok(())
     }
@@ -197,9 +173,7 @@ impl PosixStore {
     /// Buckets: directories directly under the root whose names are valid bucket names.
     pub fn list_buckets(&self, is_valid_name: impl Fn(&str) -> bool) -> Result<Vec<BucketInfo>> {
         let mut out = Vec::new();
-        for entry in
-            rustix::fs::Dir::read_from(&self.inner.root_fd).ctx(|| "readdir root".into())?
-        {
+        for entry in rustix::fs::Dir::read_from(&self.inner.root_fd).ctx(|| "readdir root".into())? {
             let entry = entry.ctx(|| "readdir root".into())?;
             let Ok(name) = entry.file_name().to_str() else {
                 continue;
@@ -214,10 +188,7 @@ impl PosixStore {
                 .and_then(|v| String::from_utf8(v).ok())
                 .and_then(|s| parse_rfc3339_unix(&s))
                 .unwrap_or_else(|| rustix::fs::fstat(&fd).map(|st| st.st_mtime).unwrap_or(0));
-            out.push(BucketInfo {
-                name: name.to_owned(),
-                created_unix_s: created,
-            });
+            out.push(BucketInfo { name: name.to_owned(), created_unix_s: created });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -255,33 +226,22 @@ impl Bucket {
     /// Open an object for reading, with metadata validated against the file's identity.
     pub fn open_object(&self, key: &ObjectKey) -> Result<OpenObject> {
         if key.is_dir_marker() {
-            let fd =
-                open_dir(&*self.fd, key.path()).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
+            let fd = open_dir(&*self.fd, key.path()).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
             let st = rustix::fs::fstat(&fd).ctx(|| format!("fstat {}", key.as_str()))?;
             let meta = fsutil::get_xattr(&fd, XATTR_MARKER)?
                 .and_then(|v| ObjectMeta::decode(&v))
                 .ok_or_else(|| ConnectorError::NotFound(key.as_str().to_owned()))?;
-            return Ok(OpenObject {
-                file: None,
-                meta,
-                mtime_ns: fsutil::mtime_ns(&st),
-            });
+            return Ok(OpenObject { file: None, meta, mtime_ns: fsutil::mtime_ns(&st) });
         }
         let (file, st) = fsutil::open_regular(&*self.fd, key.path())?;
         let meta = read_meta(&file, &st)?;
-        Ok(OpenObject {
-            file: Some(file),
-            mtime_ns: fsutil::mtime_ns(&st),
-            meta,
-        })
+        Ok(OpenObject { file: Some(file), mtime_ns: fsutil::mtime_ns(&st), meta })
     }
 
     /// Create a staging file for `key` in the key's target directory (creating parents).
     pub fn stage(&self, key: &ObjectKey) -> Result<Staging> {
         if key.is_dir_marker() {
-            return Err(ConnectorError::InvalidKey(
-                "directory markers are not staged".into(),
-            ));
+            return Err(ConnectorError::InvalidKey("directory markers are not staged".into()));
         }
         let (parent_rel, name) = key.split_parent();
         let mut tries = 0;
@@ -314,30 +274,19 @@ impl Bucket {
                 }
                 Err(e) => {
                     self.store.inner.journal.forget(&journal_path);
-                    return Err(ConnectorError::from_errno(
-                        e,
-                        format!("create staging file for {}", key.as_str()),
-                    ));
+                    return Err(ConnectorError::from_errno(e, format!("create staging file for {}", key.as_str())));
                 }
             }
         }
     }
 
     /// Create or replace a directory-marker object (`a/b/`).
-    pub fn put_marker(
-        &self,
-        key: &ObjectKey,
-        mut meta: ObjectMeta,
-        mode: &PublishMode,
-    ) -> Result<ObjectMeta> {
+    pub fn put_marker(&self, key: &ObjectKey, mut meta: ObjectMeta, mode: &PublishMode) -> Result<ObjectMeta> {
         let _g = self.store.inner.locks.lock(&self.name, key.as_str());
         let existing = fsutil::stat_beneath(&*self.fd, key.path());
         if let Ok(st) = &existing {
             if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-                return Err(ConnectorError::ExistingIsDirectory(format!(
-                    "{} is an object",
-                    key.path()
-                )));
+                return Err(ConnectorError::ExistingIsDirectory(format!("{} is an object", key.path())));
             }
         }
         let dir = fsutil::ensure_dirs(&*self.fd, key.path())?;
@@ -352,19 +301,11 @@ impl Bucket {
 
     /// Replace the metadata record of an existing object in place (tagging). The file identity
     /// must still be the one `expected` describes.
-    pub fn rewrite_meta(
-        &self,
-        key: &ObjectKey,
-        expected: &ObjectMeta,
-        new: &ObjectMeta,
-    ) -> Result<()> {
+    pub fn rewrite_meta(&self, key: &ObjectKey, expected: &ObjectMeta, new: &ObjectMeta) -> Result<()> {
         let _g = self.store.inner.locks.lock(&self.name, key.as_str());
         let cur = self.open_object(key)?;
         if cur.meta.etag != expected.etag || cur.meta.id != expected.id {
-            return Err(ConnectorError::Busy(format!(
-                "{} changed concurrently",
-                key.as_str()
-            )));
+            return Err(ConnectorError::Busy(format!("{} changed concurrently", key.as_str())));
         }
         let mut new = new.clone();
         new.v = crate::meta::META_VERSION;
@@ -376,8 +317,7 @@ impl Bucket {
                 f.sync_all()?;
             }
             None => {
-                let fd = open_dir(&*self.fd, key.path())
-                    .map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
+                let fd = open_dir(&*self.fd, key.path()).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
                 fsutil::set_xattr(&fd, XATTR_MARKER, &new.encode())?;
                 rustix::fs::fsync(&fd).ctx(|| format!("fsync {}", key.as_str()))?;
             }
@@ -392,8 +332,7 @@ impl Bucket {
         let _g = self.store.inner.locks.lock(&self.name, key.as_str());
         let (parent_rel, name) = key.split_parent();
         if key.is_dir_marker() {
-            let dir =
-                open_dir(&*self.fd, key.path()).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
+            let dir = open_dir(&*self.fd, key.path()).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
             if !fsutil::remove_xattr(&dir, XATTR_MARKER)? {
                 return Err(ConnectorError::NotFound(key.as_str().to_owned()));
             }
@@ -402,15 +341,12 @@ impl Bucket {
             self.prune_empty(key.path());
             return Ok(());
         }
-        let parent =
-            open_dir(&*self.fd, parent_rel).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
-        let st =
-            fsutil::stat_beneath(&parent, name).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
+        let parent = open_dir(&*self.fd, parent_rel).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
+        let st = fsutil::stat_beneath(&parent, name).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Err(ConnectorError::NotFound(key.as_str().to_owned()));
         }
-        rustix::fs::unlinkat(&parent, name, AtFlags::empty())
-            .ctx(|| format!("unlink {}", key.as_str()))?;
+        rustix::fs::unlinkat(&parent, name, AtFlags::empty()).ctx(|| format!("unlink {}", key.as_str()))?;
         rustix::fs::fsync(&parent).ctx(|| format!("fsync parent of {}", key.as_str()))?;
         drop(parent);
         if !parent_rel.is_empty() {
@@ -426,14 +362,8 @@ impl Bucket {
             let Ok(dir) = open_dir(&*self.fd, &rel) else {
                 return;
             };
-            let auto = fsutil::get_xattr(&dir, XATTR_AUTODIR)
-                .ok()
-                .flatten()
-                .is_some();
-            let marker = fsutil::get_xattr(&dir, XATTR_MARKER)
-                .ok()
-                .flatten()
-                .is_some();
+            let auto = fsutil::get_xattr(&dir, XATTR_AUTODIR).ok().flatten().is_some();
+            let marker = fsutil::get_xattr(&dir, XATTR_MARKER).ok().flatten().is_some();
             drop(dir);
             if !auto || marker {
                 return;
@@ -467,35 +397,24 @@ impl Bucket {
 /// otherwise a derived one (the file was written or edited outside Strait).
 pub(crate) fn read_meta(file: &std::fs::File, st: &rustix::fs::Stat) -> Result<ObjectMeta> {
     let id = FileIdentity::of(st);
-    Ok(
-        match fsutil::get_xattr(file, XATTR_META)?.and_then(|v| ObjectMeta::decode(&v)) {
-            Some(m) if m.id == id => m,
-            Some(_) => {
-                tracing::debug!(
-                    ino = id.ino,
-                    "metadata record is stale: file changed outside Strait"
-                );
-                ObjectMeta::derived(id)
-            }
-            None => ObjectMeta::derived(id),
-        },
-    )
+    Ok(match fsutil::get_xattr(file, XATTR_META)?.and_then(|v| ObjectMeta::decode(&v)) {
+        Some(m) if m.id == id => m,
+        Some(_) => {
+            tracing::debug!(ino = id.ino, "metadata record is stale: file changed outside Strait");
+            ObjectMeta::derived(id)
+        }
+        None => ObjectMeta::derived(id),
+    })
 }
 
 fn check_mode(mode: &PublishMode, current_etag: Option<&str>) -> Result<()> {
     match (mode, current_etag) {
         (PublishMode::Overwrite, _) => Ok(()),
         (PublishMode::CreateOnly, None) => Ok(()),
-        (PublishMode::CreateOnly, Some(_)) => {
-            Err(ConnectorError::PreconditionFailed("the key exists".into()))
-        }
-        (PublishMode::IfMatch(_), None) => {
-            Err(ConnectorError::NotFound("If-Match on a missing key".into()))
-        }
+        (PublishMode::CreateOnly, Some(_)) => Err(ConnectorError::PreconditionFailed("the key exists".into())),
+        (PublishMode::IfMatch(_), None) => Err(ConnectorError::NotFound("If-Match on a missing key".into())),
         (PublishMode::IfMatch(want), Some(cur)) if etag_matches(want, cur) => Ok(()),
-        (PublishMode::IfMatch(_), Some(_)) => Err(ConnectorError::PreconditionFailed(
-            "ETag does not match".into(),
-        )),
+        (PublishMode::IfMatch(_), Some(_)) => Err(ConnectorError::PreconditionFailed("ETag does not match".into())),
     }
 }
 
@@ -518,19 +437,14 @@ pub struct Staging {
 
 impl Staging {
     pub fn file(&mut self) -> &mut std::fs::File {
-        self.file
-            .as_mut()
-            .expect("staging file is open until publish")
+        self.file.as_mut().expect("staging file is open until publish")
     }
 
     /// Make the staged bytes the object at the key: record the metadata, fsync, then rename
     /// (or rename-noreplace for create-only), then fsync the directory. Readers see the old
     /// object or the new one, never a mix.
     pub fn publish(mut self, mut meta: ObjectMeta, mode: &PublishMode) -> Result<ObjectMeta> {
-        let file = self
-            .file
-            .take()
-            .expect("staging file is open until publish");
+        let file = self.file.take().expect("staging file is open until publish");
         let st = rustix::fs::fstat(&file).ctx(|| "fstat staging".into())?;
         meta.v = crate::meta::META_VERSION;
         meta.id = FileIdentity::of(&st);
@@ -539,12 +453,7 @@ impl Staging {
         file.sync_all()?;
         drop(file);
         {
-            let _g = self
-                .bucket
-                .store
-                .inner
-                .locks
-                .lock(&self.bucket.name, self.key.as_str());
+            let _g = self.bucket.store.inner.locks.lock(&self.bucket.name, self.key.as_str());
             let current = match mode {
                 PublishMode::Overwrite => None,
                 _ => match self.bucket.open_object(&self.key) {
@@ -567,19 +476,15 @@ impl Staging {
         let r = if no_replace {
             match rustix::fs::renameat_with(d, s, d, t, RenameFlags::NOREPLACE) {
                 // File systems without RENAME_NOREPLACE: link(2) also fails if the name exists.
-                Err(Errno::INVAL) | Err(Errno::NOSYS) => {
-                    rustix::fs::linkat(d, s, d, t, AtFlags::empty())
-                        .and_then(|()| rustix::fs::unlinkat(d, s, AtFlags::empty()))
-                }
+                Err(Errno::INVAL) | Err(Errno::NOSYS) => rustix::fs::linkat(d, s, d, t, AtFlags::empty())
+                    .and_then(|()| rustix::fs::unlinkat(d, s, AtFlags::empty())),
                 r => r,
             }
         } else {
             rustix::fs::renameat(d, s, d, t)
         };
         r.map_err(|e| match e {
-            Errno::ISDIR | Errno::NOTEMPTY => {
-                ConnectorError::ExistingIsDirectory(self.key.as_str().to_owned())
-            }
+            Errno::ISDIR | Errno::NOTEMPTY => ConnectorError::ExistingIsDirectory(self.key.as_str().to_owned()),
             Errno::EXIST => match fsutil::stat_beneath(d, t) {
                 Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
                     ConnectorError::ExistingIsDirectory(self.key.as_str().to_owned())

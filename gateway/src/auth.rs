@@ -24,9 +24,7 @@ pub struct KeyStore {
 
 impl KeyStore {
     pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
-        Self {
-            keys: pairs.into_iter().collect(),
-        }
+        Self { keys: pairs.into_iter().collect() }
     }
 }
 
@@ -42,10 +40,9 @@ impl S3Auth for KeyStore {
         }
         match found {
             Some(secret) => Ok(SecretKey::from(secret.clone())),
-            None => Err(s3_error!(
-                InvalidAccessKeyId,
-                "The AWS Access Key Id you provided does not exist in our records."
-            )),
+            None => {
+                Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
+            }
         }
     }
 }
@@ -64,28 +61,14 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 
 /// The headers the request's signature covers (header auth or presigned URL).
 fn signed_headers(cx: &S3AccessContext<'_>) -> Option<Vec<String>> {
-    if let Some(auth) = cx
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let sh = auth
-            .split(',')
-            .find_map(|part| part.trim().strip_prefix("SignedHeaders="))?;
-        return Some(
-            sh.split(';')
-                .map(|s| s.trim().to_ascii_lowercase())
-                .collect(),
-        );
+    if let Some(auth) = cx.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let sh = auth.split(',').find_map(|part| part.trim().strip_prefix("SignedHeaders="))?;
+        return Some(sh.split(';').map(|s| s.trim().to_ascii_lowercase()).collect());
     }
     let q = cx.uri().query()?;
     let sh = query_param(q, "X-Amz-SignedHeaders")?;
     let sh = urlencoding::decode(sh).ok()?;
-    Some(
-        sh.split(';')
-            .map(|s| s.trim().to_ascii_lowercase())
-            .collect(),
-    )
+    Some(sh.split(';').map(|s| s.trim().to_ascii_lowercase()).collect())
 }
 
 fn is_sigv2(cx: &S3AccessContext<'_>) -> bool {
@@ -94,16 +77,15 @@ fn is_sigv2(cx: &S3AccessContext<'_>) -> bool {
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.starts_with("AWS "));
-    let query = cx.uri().query().is_some_and(|q| {
-        query_param(q, "AWSAccessKeyId").is_some() && query_param(q, "Signature").is_some()
-    });
+    let query = cx
+        .uri()
+        .query()
+        .is_some_and(|q| query_param(q, "AWSAccessKeyId").is_some() && query_param(q, "Signature").is_some());
     header || query
 }
 
 fn presign_expires<'a>(cx: &'a S3AccessContext<'_>) -> Option<&'a str> {
-    cx.uri()
-        .query()
-        .and_then(|q| query_param(q, "X-Amz-Expires"))
+    cx.uri().query().and_then(|q| query_param(q, "X-Amz-Expires"))
 }
 
 impl Gate {
@@ -122,9 +104,7 @@ impl Gate {
         }
         let presigned = presign_expires(cx).is_some();
         if let Some(exp) = presign_expires(cx) {
-            let ok = exp
-                .parse::<u64>()
-                .is_ok_and(|e| e <= PRESIGN_EXPIRES_SECS_MAX);
+            let ok = exp.parse::<u64>().is_ok_and(|e| e <= PRESIGN_EXPIRES_SECS_MAX);
             if !ok {
                 let mut e = S3Error::with_message(
                     S3ErrorCode::Custom("AuthorizationQueryParametersError".into()),

@@ -93,38 +93,26 @@ impl Config {
     pub fn build(file: ConfigFile, o: Overrides) -> Result<Self, String> {
         let s = file.server;
         let root = o.root.or(s.root).unwrap_or_else(|| PathBuf::from("./data"));
-        let state_dir = o
-            .state_dir
-            .or(s.state_dir)
-            .unwrap_or_else(|| root.join(".strait"));
+        let state_dir = o.state_dir.or(s.state_dir).unwrap_or_else(|| root.join(".strait"));
         let tls = match (o.tls_cert.or(s.tls_cert), o.tls_key.or(s.tls_key)) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
             _ => return Err("server.tls_cert and server.tls_key must be given together".into()),
         };
-        let domains = if o.domains.is_empty() {
-            s.domains
-        } else {
-            o.domains
-        };
+        let domains = if o.domains.is_empty() { s.domains } else { o.domains };
         let region = o.region.or(s.region).unwrap_or_else(|| "us-east-1".into());
         if region.is_empty() {
             return Err("server.region: expected a non-empty region name".into());
         }
         let l = &file.limits;
         if l.part_size_bytes_min > l.part_size_bytes_max {
-            return Err(
-                "limits.part_size_bytes_min: must not exceed limits.part_size_bytes_max".into(),
-            );
+            return Err("limits.part_size_bytes_min: must not exceed limits.part_size_bytes_max".into());
         }
         if l.connections_max == 0 {
             return Err("limits.connections_max: expected at least 1".into());
         }
         Ok(Self {
-            listen: o
-                .listen
-                .or(s.listen)
-                .unwrap_or_else(|| "127.0.0.1:9000".parse().expect("literal")),
+            listen: o.listen.or(s.listen).unwrap_or_else(|| "127.0.0.1:9000".parse().expect("literal")),
             root,
             state_dir,
             region,
@@ -142,34 +130,22 @@ mod tests {
 
     #[test]
     fn file_values_and_flag_precedence() {
-        let f: ConfigFile = toml::from_str(
-            "[server]\nlisten = \"127.0.0.1:1234\"\nroot = \"/r\"\n[limits]\npart_size_bytes_min = 1\n",
-        )
-        .unwrap();
+        let f: ConfigFile =
+            toml::from_str("[server]\nlisten = \"127.0.0.1:1234\"\nroot = \"/r\"\n[limits]\npart_size_bytes_min = 1\n")
+                .unwrap();
         let c = Config::build(f.clone(), Overrides::default()).unwrap();
         assert_eq!(c.listen.port(), 1234);
         assert_eq!(c.state_dir, PathBuf::from("/r/.strait"));
         assert_eq!(c.limits.part_size_bytes_min, 1);
-        let c = Config::build(
-            f,
-            Overrides {
-                root: Some("/x".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let c = Config::build(f, Overrides { root: Some("/x".into()), ..Default::default() }).unwrap();
         assert_eq!(c.root, PathBuf::from("/x"));
     }
 
     #[test]
     fn bad_keys_are_named() {
-        let e = toml::from_str::<ConfigFile>("[limits]\nconnection_max = 3\n")
-            .unwrap_err()
-            .to_string();
+        let e = toml::from_str::<ConfigFile>("[limits]\nconnection_max = 3\n").unwrap_err().to_string();
         assert!(e.contains("connection_max"), "{e}");
         let f: ConfigFile = toml::from_str("[server]\ntls_cert = \"/c\"\n").unwrap();
-        assert!(Config::build(f, Overrides::default())
-            .unwrap_err()
-            .contains("tls_key"));
+        assert!(Config::build(f, Overrides::default()).unwrap_err().contains("tls_key"));
     }
 }

@@ -13,11 +13,7 @@ use strait_connectors::PosixStore;
 use strait_metadata::{MetaStore, RootCredentials, FORMAT_VERSION};
 
 #[derive(Parser)]
-#[command(
-    name = "strait",
-    version,
-    about = "S3 gateway over POSIX and parallel file systems"
-)]
+#[command(name = "strait", version, about = "S3 gateway over POSIX and parallel file systems")]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -93,43 +89,28 @@ fn check_config(file: &Path) -> Result<(), String> {
 fn random_string(alphabet: &[u8], len: usize) -> String {
     use rand::Rng;
     let mut rng = rand::rngs::OsRng;
-    (0..len)
-        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
-        .collect()
+    (0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char).collect()
 }
 
 /// Root credentials: from the environment, else stored in the state directory, else generated
 /// once (and printed).
 fn root_credentials(meta: &MetaStore) -> Result<(String, String), String> {
-    let env = (
-        std::env::var("STRAIT_ROOT_ACCESS_KEY").ok(),
-        std::env::var("STRAIT_ROOT_SECRET_KEY").ok(),
-    );
+    let env = (std::env::var("STRAIT_ROOT_ACCESS_KEY").ok(), std::env::var("STRAIT_ROOT_SECRET_KEY").ok());
     match env {
         (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => {
             eprintln!("strait: access key: {a} (from STRAIT_ROOT_ACCESS_KEY)");
             return Ok((a, s));
         }
         (None, None) => {}
-        _ => {
-            return Err(
-                "set both STRAIT_ROOT_ACCESS_KEY and STRAIT_ROOT_SECRET_KEY, or neither".into(),
-            )
-        }
+        _ => return Err("set both STRAIT_ROOT_ACCESS_KEY and STRAIT_ROOT_SECRET_KEY, or neither".into()),
     }
     let creds = match meta.root_credentials().map_err(|e| e.to_string())? {
         Some(c) => c,
         None => {
             let c = RootCredentials {
                 v: FORMAT_VERSION,
-                access_key: format!(
-                    "STRAIT{}",
-                    random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 14)
-                ),
-                secret_key: random_string(
-                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-                    40,
-                ),
+                access_key: format!("STRAIT{}", random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 14)),
+                secret_key: random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40),
             };
             meta.set_root_credentials(&c).map_err(|e| e.to_string())?;
             c
@@ -173,42 +154,26 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             tls_key: args.tls_key,
         },
     )?;
-    std::fs::create_dir_all(&cfg.state_dir)
-        .map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
-    let meta = Arc::new(
-        MetaStore::open(&cfg.state_dir.join("db")).map_err(|e| format!("metadata store: {e}"))?,
-    );
+    std::fs::create_dir_all(&cfg.state_dir).map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
+    let meta = Arc::new(MetaStore::open(&cfg.state_dir.join("db")).map_err(|e| format!("metadata store: {e}"))?);
     let (ak, sk) = root_credentials(&meta)?;
-    let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone())))
-        .map_err(|e| format!("root: {e}"))?;
+    let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone()))).map_err(|e| format!("root: {e}"))?;
     for p in meta.staging_files().map_err(|e| e.to_string())? {
         store.remove_stale_staging(&p);
     }
     let week_ms = 7 * 24 * 3600 * 1000;
     let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    meta.prune_completed(now_ms - week_ms)
-        .map_err(|e| e.to_string())?;
+    meta.prune_completed(now_ms - week_ms).map_err(|e| e.to_string())?;
 
-    let strait = s3::Strait {
-        store,
-        meta,
-        limits: Arc::new(cfg.limits.clone()),
-        region: cfg.region.clone(),
-    };
+    let strait = s3::Strait { store, meta, limits: Arc::new(cfg.limits.clone()), region: cfg.region.clone() };
     let mut b = s3s::service::S3ServiceBuilder::new(strait);
     b.set_auth(auth::KeyStore::new([(ak, sk)]));
-    b.set_access(auth::Gate {
-        allow_sigv2: cfg.allow_sigv2,
-    });
+    b.set_access(auth::Gate { allow_sigv2: cfg.allow_sigv2 });
     let mut s3cfg = s3s::config::S3Config::default();
     s3cfg.xml_max_body_size = cfg.limits.xml_body_bytes_max;
-    b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
-        s3cfg,
-    ))));
+    b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3cfg))));
     if !cfg.domains.is_empty() {
-        b.set_host(
-            s3s::host::MultiDomain::new(&cfg.domains).map_err(|e| format!("--domain: {e}"))?,
-        );
+        b.set_host(s3s::host::MultiDomain::new(&cfg.domains).map_err(|e| format!("--domain: {e}"))?);
     }
     let service = b.build();
     let tls = match &cfg.tls {
@@ -216,20 +181,13 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         None => None,
     };
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|e| format!("listen {}: {e}", cfg.listen))?;
+        let listener =
+            tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| format!("listen {}: {e}", cfg.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let scheme = if tls.is_some() { "https" } else { "http" };
-        eprintln!(
-            "strait: serving {} on {scheme}://{addr}",
-            cfg.root.display()
-        );
+        eprintln!("strait: serving {} on {scheme}://{addr}", cfg.root.display());
         eprintln!("strait: listening on {scheme}://{addr}");
         server::serve(
             listener,

@@ -81,10 +81,7 @@ pub async fn serve(
     drop(listener);
     tracing::info!("shutting down: no new connections; waiting for in-flight requests");
     let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("shutdown grace period over; aborting remaining requests");
     }
     Ok(())

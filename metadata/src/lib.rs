@@ -16,9 +16,7 @@
 //! fields and sorts a key before every longer key it prefixes: listing uploads by
 //! `bucket 0x00 prefix` yields them in key order, then by upload id (time-ordered).
 
-use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
-};
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,13 +26,7 @@ const CF_UPLOADS: &str = "uploads";
 const CF_UPLOAD_IDS: &str = "upload_ids";
 const CF_COMPLETED: &str = "completed";
 const CF_STAGING: &str = "staging";
-const ALL_CFS: [&str; 5] = [
-    CF_CONFIG,
-    CF_UPLOADS,
-    CF_UPLOAD_IDS,
-    CF_COMPLETED,
-    CF_STAGING,
-];
+const ALL_CFS: [&str; 5] = [CF_CONFIG, CF_UPLOADS, CF_UPLOAD_IDS, CF_COMPLETED, CF_STAGING];
 
 /// Format version of every value written by this build.
 pub const FORMAT_VERSION: u32 = 1;
@@ -109,10 +101,7 @@ fn upload_key(bucket: &str, key: &str, id: &str) -> Vec<u8> {
 }
 
 fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| MetaError::Corrupt {
-        table,
-        reason: e.to_string(),
-    })
+    serde_json::from_slice(bytes).map_err(|e| MetaError::Corrupt { table, reason: e.to_string() })
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -127,14 +116,9 @@ impl MetaStore {
         opts.create_missing_column_families(true);
         opts.set_keep_log_file_num(4);
         opts.set_max_total_wal_size(64 << 20);
-        let cfs = ALL_CFS
-            .iter()
-            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
-        Ok(Self {
-            db,
-            path: dir.to_owned(),
-        })
+        Ok(Self { db, path: dir.to_owned() })
     }
 
     pub fn path(&self) -> &Path {
@@ -161,12 +145,7 @@ impl MetaStore {
     }
 
     pub fn set_root_credentials(&self, c: &RootCredentials) -> Result<()> {
-        self.db.put_cf_opt(
-            self.cf(CF_CONFIG)?,
-            b"root_credentials",
-            encode(c),
-            &Self::synced(),
-        )?;
+        self.db.put_cf_opt(self.cf(CF_CONFIG)?, b"root_credentials", encode(c), &Self::synced())?;
         Ok(())
     }
 
@@ -175,11 +154,7 @@ impl MetaStore {
     /// Record a new upload (durable before the upload id is returned to the client).
     pub fn put_upload(&self, u: &UploadRecord) -> Result<()> {
         let mut b = WriteBatch::default();
-        b.put_cf(
-            self.cf(CF_UPLOADS)?,
-            upload_key(&u.bucket, &u.key, &u.upload_id),
-            encode(u),
-        );
+        b.put_cf(self.cf(CF_UPLOADS)?, upload_key(&u.bucket, &u.key, &u.upload_id), encode(u));
         let mut loc = u.bucket.as_bytes().to_vec();
         loc.push(0);
         loc.extend_from_slice(u.key.as_bytes());
@@ -189,10 +164,7 @@ impl MetaStore {
     }
 
     pub fn get_upload(&self, upload_id: &str) -> Result<Option<UploadRecord>> {
-        let Some(loc) = self
-            .db
-            .get_cf(self.cf(CF_UPLOAD_IDS)?, upload_id.as_bytes())?
-        else {
+        let Some(loc) = self.db.get_cf(self.cf(CF_UPLOAD_IDS)?, upload_id.as_bytes())? else {
             return Ok(None);
         };
         let mut k = loc;
@@ -205,16 +177,9 @@ impl MetaStore {
     }
 
     /// Remove an upload record; with `completed`, record the completion in the same batch.
-    pub fn finish_upload(
-        &self,
-        u: &UploadRecord,
-        completed: Option<&CompletedUpload>,
-    ) -> Result<()> {
+    pub fn finish_upload(&self, u: &UploadRecord, completed: Option<&CompletedUpload>) -> Result<()> {
         let mut b = WriteBatch::default();
-        b.delete_cf(
-            self.cf(CF_UPLOADS)?,
-            upload_key(&u.bucket, &u.key, &u.upload_id),
-        );
+        b.delete_cf(self.cf(CF_UPLOADS)?, upload_key(&u.bucket, &u.key, &u.upload_id));
         b.delete_cf(self.cf(CF_UPLOAD_IDS)?, u.upload_id.as_bytes());
         if let Some(c) = completed {
             b.put_cf(self.cf(CF_COMPLETED)?, u.upload_id.as_bytes(), encode(c));
@@ -224,10 +189,7 @@ impl MetaStore {
     }
 
     pub fn completed_upload(&self, upload_id: &str) -> Result<Option<CompletedUpload>> {
-        match self
-            .db
-            .get_cf(self.cf(CF_COMPLETED)?, upload_id.as_bytes())?
-        {
+        match self.db.get_cf(self.cf(CF_COMPLETED)?, upload_id.as_bytes())? {
             Some(v) => Ok(Some(decode(CF_COMPLETED, &v)?)),
             None => Ok(None),
         }
@@ -274,10 +236,7 @@ impl MetaStore {
         let mut full_prefix = scope.clone();
         full_prefix.extend_from_slice(prefix.as_bytes());
         let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
-        {
+        for item in self.db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
             let (k, v) = item?;
             if !k.starts_with(&full_prefix) {
                 break;
@@ -312,27 +271,19 @@ impl MetaStore {
     /// crash; after a power loss a staging file may outlive its record (then `strait` finds it
     /// only by a scan; documented in ARCHITECTURE.md).
     pub fn record_staging(&self, path: &Path) -> Result<()> {
-        self.db.put_cf(
-            self.cf(CF_STAGING)?,
-            path.as_os_str().as_encoded_bytes(),
-            b"",
-        )?;
+        self.db.put_cf(self.cf(CF_STAGING)?, path.as_os_str().as_encoded_bytes(), b"")?;
         Ok(())
     }
 
     pub fn forget_staging(&self, path: &Path) -> Result<()> {
-        self.db
-            .delete_cf(self.cf(CF_STAGING)?, path.as_os_str().as_encoded_bytes())?;
+        self.db.delete_cf(self.cf(CF_STAGING)?, path.as_os_str().as_encoded_bytes())?;
         Ok(())
     }
 
     /// Staging files recorded and not forgotten (left by a crash).
     pub fn staging_files(&self) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf(CF_STAGING)?, IteratorMode::Start)
-        {
+        for item in self.db.iterator_cf(self.cf(CF_STAGING)?, IteratorMode::Start) {
             let (k, _) = item?;
             let s = String::from_utf8_lossy(&k).into_owned();
             out.push(PathBuf::from(s));
@@ -349,10 +300,7 @@ mod tests {
         let d = std::env::temp_dir().join(format!("strait-meta-test-{}", std::process::id()));
         let d = d.join(format!(
             "{:x}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
         ));
         std::fs::create_dir_all(&d).unwrap();
         d
@@ -379,38 +327,20 @@ mod tests {
             s.put_upload(&up("bk2", "a", "5")).unwrap();
         }
         let s = MetaStore::open(&dir).unwrap();
-        let all: Vec<_> = s
-            .list_uploads("bk", "", None, None, 100)
-            .unwrap()
-            .into_iter()
-            .map(|u| (u.key, u.upload_id))
+        let all: Vec<_> =
+            s.list_uploads("bk", "", None, None, 100).unwrap().into_iter().map(|u| (u.key, u.upload_id)).collect();
+        let want: Vec<(String, String)> = [("a", "1"), ("a", "3"), ("a/b", "1"), ("b", "2"), ("c", "9")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect();
-        let want: Vec<(String, String)> =
-            [("a", "1"), ("a", "3"), ("a/b", "1"), ("b", "2"), ("c", "9")]
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect();
         assert_eq!(all, want);
-        let pre: Vec<_> = s
-            .list_uploads("bk", "a", None, None, 100)
-            .unwrap()
-            .into_iter()
-            .map(|u| u.key)
-            .collect();
+        let pre: Vec<_> = s.list_uploads("bk", "a", None, None, 100).unwrap().into_iter().map(|u| u.key).collect();
         assert_eq!(pre, ["a", "a", "a/b"]);
-        let after: Vec<_> = s
-            .list_uploads("bk", "", Some("a"), Some("1"), 100)
-            .unwrap()
-            .into_iter()
-            .map(|u| u.upload_id)
-            .collect();
+        let after: Vec<_> =
+            s.list_uploads("bk", "", Some("a"), Some("1"), 100).unwrap().into_iter().map(|u| u.upload_id).collect();
         assert_eq!(after, ["3", "1", "2", "9"]);
-        let after_key: Vec<_> = s
-            .list_uploads("bk", "", Some("a"), None, 100)
-            .unwrap()
-            .into_iter()
-            .map(|u| u.key)
-            .collect();
+        let after_key: Vec<_> =
+            s.list_uploads("bk", "", Some("a"), None, 100).unwrap().into_iter().map(|u| u.key).collect();
         assert_eq!(after_key, ["a/b", "b", "c"]);
         assert_eq!(s.get_upload("3").unwrap().unwrap().key, "a");
         let u = s.get_upload("9").unwrap().unwrap();
@@ -436,11 +366,7 @@ mod tests {
         let dir = tmp();
         let s = MetaStore::open(&dir).unwrap();
         assert!(s.root_credentials().unwrap().is_none());
-        let c = RootCredentials {
-            v: FORMAT_VERSION,
-            access_key: "a".into(),
-            secret_key: "s".into(),
-        };
+        let c = RootCredentials { v: FORMAT_VERSION, access_key: "a".into(), secret_key: "s".into() };
         s.set_root_credentials(&c).unwrap();
         s.record_staging(Path::new("/x/.strait.stage.1")).unwrap();
         s.record_staging(Path::new("/x/.strait.stage.2")).unwrap();
@@ -448,10 +374,7 @@ mod tests {
         drop(s);
         let s = MetaStore::open(&dir).unwrap();
         assert_eq!(s.root_credentials().unwrap(), Some(c));
-        assert_eq!(
-            s.staging_files().unwrap(),
-            vec![PathBuf::from("/x/.strait.stage.2")]
-        );
+        assert_eq!(s.staging_files().unwrap(), vec![PathBuf::from("/x/.strait.stage.2")]);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

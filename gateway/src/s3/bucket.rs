@@ -9,47 +9,27 @@ fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-pub async fn create_bucket(
-    s: &Strait,
-    req: S3Request<CreateBucketInput>,
-) -> S3Result<S3Response<CreateBucketOutput>> {
+pub async fn create_bucket(s: &Strait, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
     let store = s.store.clone();
     let name = req.input.bucket.clone();
     fs(move || store.create_bucket(&name, &now_unix().to_string())).await?;
-    Ok(S3Response::new(CreateBucketOutput {
-        location: Some(format!("/{}", req.input.bucket)),
-        ..Default::default()
-    }))
+    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", req.input.bucket)) }))
 }
 
-pub async fn delete_bucket(
-    s: &Strait,
-    req: S3Request<DeleteBucketInput>,
-) -> S3Result<S3Response<DeleteBucketOutput>> {
+pub async fn delete_bucket(s: &Strait, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
     let store = s.store.clone();
     let name = req.input.bucket.clone();
     fs(move || store.delete_bucket(&name)).await?;
-    s.meta
-        .drop_bucket_uploads(&req.input.bucket)
-        .map_err(super::error::meta_err)?;
+    s.meta.drop_bucket_uploads(&req.input.bucket).map_err(super::error::meta_err)?;
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 
-pub async fn head_bucket(
-    s: &Strait,
-    req: S3Request<HeadBucketInput>,
-) -> S3Result<S3Response<HeadBucketOutput>> {
+pub async fn head_bucket(s: &Strait, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
     s.bucket(&req.input.bucket).await?;
-    Ok(S3Response::new(HeadBucketOutput {
-        bucket_region: Some(s.region.clone()),
-        ..Default::default()
-    }))
+    Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(s.region.clone()), ..Default::default() }))
 }
 
-pub async fn list_buckets(
-    s: &Strait,
-    req: S3Request<ListBucketsInput>,
-) -> S3Result<S3Response<ListBucketsOutput>> {
+pub async fn list_buckets(s: &Strait, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
     let store = s.store.clone();
     let valid = |n: &str| s3s::path::check_bucket_name(n);
     let all = fs(move || store.list_buckets(valid)).await?;
@@ -59,9 +39,7 @@ pub async fn list_buckets(
         .filter(|b| b.name.starts_with(&prefix))
         .map(|b| Bucket {
             name: Some(b.name),
-            creation_date: time::OffsetDateTime::from_unix_timestamp(b.created_unix_s)
-                .ok()
-                .map(Timestamp::from),
+            creation_date: time::OffsetDateTime::from_unix_timestamp(b.created_unix_s).ok().map(Timestamp::from),
             bucket_region: Some(s.region.clone()),
         })
         .collect();
@@ -80,7 +58,5 @@ pub async fn get_bucket_location(
     s.bucket(&req.input.bucket).await?;
     // us-east-1 is reported as an empty LocationConstraint, as AWS does.
     let loc = (s.region != "us-east-1").then(|| BucketLocationConstraint::from(s.region.clone()));
-    Ok(S3Response::new(GetBucketLocationOutput {
-        location_constraint: loc,
-    }))
+    Ok(S3Response::new(GetBucketLocationOutput { location_constraint: loc }))
 }

@@ -17,13 +17,7 @@ pub enum Algo {
     Sha256,
 }
 
-pub const ALL_ALGOS: [Algo; 5] = [
-    Algo::Crc32,
-    Algo::Crc32c,
-    Algo::Crc64Nvme,
-    Algo::Sha1,
-    Algo::Sha256,
-];
+pub const ALL_ALGOS: [Algo; 5] = [Algo::Crc32, Algo::Crc32c, Algo::Crc64Nvme, Algo::Sha1, Algo::Sha256];
 
 impl Algo {
     pub fn parse(s: &str) -> Option<Self> {
@@ -59,9 +53,7 @@ impl Algo {
     }
 
     pub fn from_header(h: &str) -> Option<Self> {
-        ALL_ALGOS
-            .into_iter()
-            .find(|a| a.header().eq_ignore_ascii_case(h.trim()))
+        ALL_ALGOS.into_iter().find(|a| a.header().eq_ignore_ascii_case(h.trim()))
     }
 
     /// CRCs can be combined, so they support full-object multipart checksums.
@@ -139,10 +131,7 @@ pub struct Digests {
 
 impl BodyHasher {
     pub fn new(algo: Option<Algo>) -> Self {
-        Self {
-            md5: md5::Md5::new(),
-            extra: algo.map(Checksummer::new),
-        }
+        Self { md5: md5::Md5::new(), extra: algo.map(Checksummer::new) }
     }
 
     pub fn update(&mut self, data: &[u8]) {
@@ -153,10 +142,7 @@ impl BodyHasher {
     }
 
     pub fn finalize(self) -> Digests {
-        Digests {
-            md5: self.md5.finalize().into(),
-            checksum: self.extra.map(Checksummer::finalize),
-        }
+        Digests { md5: self.md5.finalize().into(), checksum: self.extra.map(Checksummer::finalize) }
     }
 }
 
@@ -168,11 +154,7 @@ pub fn b64(raw: &[u8]) -> String {
 pub fn decode_checksum(algo: Algo, value: &str) -> S3Result<Vec<u8>> {
     match B64.decode(value.trim()) {
         Ok(raw) if raw.len() == algo.raw_len() => Ok(raw),
-        _ => Err(s3_error!(
-            InvalidRequest,
-            "Value for {} header is invalid.",
-            algo.header()
-        )),
+        _ => Err(s3_error!(InvalidRequest, "Value for {} header is invalid.", algo.header())),
     }
 }
 
@@ -180,25 +162,15 @@ pub fn decode_checksum(algo: Algo, value: &str) -> S3Result<Vec<u8>> {
 pub fn decode_content_md5(value: &str) -> S3Result<[u8; 16]> {
     match B64.decode(value.trim()) {
         Ok(raw) if raw.len() == 16 => Ok(raw.try_into().expect("16 bytes")),
-        _ => Err(s3_error!(
-            InvalidDigest,
-            "The Content-MD5 you specified is not valid."
-        )),
+        _ => Err(s3_error!(InvalidDigest, "The Content-MD5 you specified is not valid.")),
     }
 }
 
 /// Verify the body's digests against what the client declared. Mismatch → BadDigest.
-pub fn verify(
-    d: &Digests,
-    content_md5: Option<&[u8; 16]>,
-    expected: Option<(Algo, &[u8])>,
-) -> S3Result<()> {
+pub fn verify(d: &Digests, content_md5: Option<&[u8; 16]>, expected: Option<(Algo, &[u8])>) -> S3Result<()> {
     if let Some(m) = content_md5 {
         if m != &d.md5 {
-            return Err(s3_error!(
-                BadDigest,
-                "The Content-MD5 you specified did not match what we received."
-            ));
+            return Err(s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."));
         }
     }
     if let Some((algo, want)) = expected {
@@ -244,14 +216,8 @@ mod tests {
         assert_eq!(check(Algo::Crc32, b"123456789"), "cbf43926");
         assert_eq!(check(Algo::Crc32c, b"123456789"), "e3069283");
         assert_eq!(check(Algo::Crc64Nvme, b"123456789"), "ae8b14860a799888");
-        assert_eq!(
-            check(Algo::Sha1, b"abc"),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
-        assert_eq!(
-            check(Algo::Sha256, b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(check(Algo::Sha1, b"abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(check(Algo::Sha256, b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]
@@ -262,27 +228,9 @@ mod tests {
         let good = d.checksum.clone().unwrap().1;
         assert!(verify(&d, Some(&d.md5), Some((Algo::Crc32, &good))).is_ok());
         let bad_md5 = [0u8; 16];
-        assert_eq!(
-            verify(&d, Some(&bad_md5), None)
-                .unwrap_err()
-                .code()
-                .as_str(),
-            "BadDigest"
-        );
-        assert_eq!(
-            verify(&d, None, Some((Algo::Crc32, &[0, 0, 0, 0])))
-                .unwrap_err()
-                .code()
-                .as_str(),
-            "BadDigest"
-        );
-        assert_eq!(
-            verify(&d, None, Some((Algo::Sha1, &[0; 20])))
-                .unwrap_err()
-                .code()
-                .as_str(),
-            "BadDigest"
-        );
+        assert_eq!(verify(&d, Some(&bad_md5), None).unwrap_err().code().as_str(), "BadDigest");
+        assert_eq!(verify(&d, None, Some((Algo::Crc32, &[0, 0, 0, 0]))).unwrap_err().code().as_str(), "BadDigest");
+        assert_eq!(verify(&d, None, Some((Algo::Sha1, &[0; 20]))).unwrap_err().code().as_str(), "BadDigest");
         assert!(decode_checksum(Algo::Crc32, "AAAA").is_err());
         assert!(decode_content_md5("not base64!").is_err());
     }

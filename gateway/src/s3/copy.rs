@@ -15,29 +15,18 @@ pub const COPY_SOURCE_BYTES_MAX: u64 = 5 << 30;
 /// The source bucket and key of an `x-amz-copy-source`.
 pub fn source(cs: &CopySource) -> S3Result<(String, String)> {
     match cs {
-        CopySource::Bucket {
-            bucket,
-            key,
-            version_id,
-        } => {
+        CopySource::Bucket { bucket, key, version_id } => {
             if version_id.as_deref().is_some_and(|v| v != "null") {
                 return Err(s3_error!(NoSuchVersion, "versioning is not enabled"));
             }
             Ok((bucket.to_string(), key.to_string()))
         }
-        _ => Err(s3_error!(
-            NotImplemented,
-            "access-point copy sources are not supported"
-        )),
+        _ => Err(s3_error!(NotImplemented, "access-point copy sources are not supported")),
     }
 }
 
 /// Open the source object and check the copy-source conditions (failures are 412).
-pub async fn open_source(
-    s: &Strait,
-    cs: &CopySource,
-    conds: &Conditions<'_>,
-) -> S3Result<(ObjectKey, OpenObject)> {
+pub async fn open_source(s: &Strait, cs: &CopySource, conds: &Conditions<'_>) -> S3Result<(ObjectKey, OpenObject)> {
     let (b, k) = source(cs)?;
     let key = parse_key(&k)?;
     let bucket = s.bucket(&b).await?;
@@ -47,10 +36,7 @@ pub async fn open_source(
     Ok((key, obj))
 }
 
-pub async fn copy_object(
-    s: &Strait,
-    req: S3Request<CopyObjectInput>,
-) -> S3Result<S3Response<CopyObjectOutput>> {
+pub async fn copy_object(s: &Strait, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
     let i = &req.input;
     let dst_key = parse_key(&i.key)?;
     let dst = s.bucket(&i.bucket).await?;
@@ -61,21 +47,10 @@ pub async fn copy_object(
         if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
     };
     let (src_key, src) = open_source(s, &i.copy_source, &conds).await?;
-    let replace_meta = i
-        .metadata_directive
-        .as_ref()
-        .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    let replace_tags = i
-        .tagging_directive
-        .as_ref()
-        .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
+    let replace_meta = i.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    let replace_tags = i.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
     let same = source(&i.copy_source)?.0 == i.bucket && src_key == dst_key;
-    if same
-        && !replace_meta
-        && !replace_tags
-        && i.checksum_algorithm.is_none()
-        && i.storage_class.is_none()
-    {
+    if same && !replace_meta && !replace_tags && i.checksum_algorithm.is_none() && i.storage_class.is_none() {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -114,15 +89,10 @@ pub async fn copy_object(
         src.meta.tags.clone()
     };
     let algo = match i.checksum_algorithm.as_ref() {
-        Some(a) => Some(
-            Algo::parse(a.as_str())
-                .ok_or_else(|| s3_error!(InvalidRequest, "unsupported checksum algorithm"))?,
-        ),
-        None => src
-            .meta
-            .checksum
-            .as_ref()
-            .and_then(|c| Algo::parse(&c.algorithm)),
+        Some(a) => {
+            Some(Algo::parse(a.as_str()).ok_or_else(|| s3_error!(InvalidRequest, "unsupported checksum algorithm"))?)
+        }
+        None => src.meta.checksum.as_ref().and_then(|c| Algo::parse(&c.algorithm)),
     };
     let size = src.meta.id.size;
     let meta = match src.file {
@@ -155,9 +125,7 @@ pub async fn copy_object(
                 seal(&mut meta, &d, None, None)?;
                 Ok((st, meta))
             })
-            .map(|(st, meta)| async move {
-                fs(move || st.publish(meta, &PublishMode::Overwrite)).await
-            })?
+            .map(|(st, meta)| async move { fs(move || st.publish(meta, &PublishMode::Overwrite)).await })?
             .await?
         }
     };
@@ -167,8 +135,5 @@ pub async fn copy_object(
         ..Default::default()
     };
     set_checksum_fields!(result, meta.checksum.as_ref());
-    Ok(S3Response::new(CopyObjectOutput {
-        copy_object_result: Some(result),
-        ..Default::default()
-    }))
+    Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
 }

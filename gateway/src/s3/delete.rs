@@ -19,10 +19,7 @@ fn delete_one(bucket: &Bucket, key: &str) -> Result<(), ConnectorError> {
     }
 }
 
-pub async fn delete_object(
-    s: &Strait,
-    req: S3Request<DeleteObjectInput>,
-) -> S3Result<S3Response<DeleteObjectOutput>> {
+pub async fn delete_object(s: &Strait, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
     let i = req.input;
     if i.version_id.as_deref().is_some_and(|v| v != "null") {
         return Err(s3_error!(NoSuchVersion, "versioning is not enabled"));
@@ -30,10 +27,7 @@ pub async fn delete_object(
     let bucket = s.bucket(&i.bucket).await?;
     let key = i.key;
     fs(move || delete_one(&bucket, &key)).await?;
-    Ok(S3Response::with_status(
-        DeleteObjectOutput::default(),
-        http::StatusCode::NO_CONTENT,
-    ))
+    Ok(S3Response::with_status(DeleteObjectOutput::default(), http::StatusCode::NO_CONTENT))
 }
 
 pub async fn delete_objects(
@@ -69,10 +63,7 @@ pub async fn delete_objects(
     let mut errors = Vec::new();
     for (key, r) in results {
         match r {
-            Ok(()) if !quiet => deleted.push(DeletedObject {
-                key: Some(key),
-                ..Default::default()
-            }),
+            Ok(()) if !quiet => deleted.push(DeletedObject { key: Some(key), ..Default::default() }),
             Ok(()) => {}
             Err(e) => {
                 let e = obj_err(e);
@@ -85,9 +76,5 @@ pub async fn delete_objects(
             }
         }
     }
-    Ok(S3Response::new(DeleteObjectsOutput {
-        deleted: Some(deleted),
-        errors: Some(errors),
-        ..Default::default()
-    }))
+    Ok(S3Response::new(DeleteObjectsOutput { deleted: Some(deleted), errors: Some(errors), ..Default::default() }))
 }

@@ -21,13 +21,9 @@ pub fn custom(code: &'static str, status: http::StatusCode, msg: String) -> S3Er
 pub fn s3_error(e: ConnectorError, not_found: S3ErrorCode) -> S3Error {
     use http::StatusCode as S;
     match e {
-        ConnectorError::NotFound(m) | ConnectorError::NotRegularFile(m) => {
-            S3Error::with_message(not_found, m)
-        }
+        ConnectorError::NotFound(m) | ConnectorError::NotRegularFile(m) => S3Error::with_message(not_found, m),
         ConnectorError::NoSuchBucket(m) => S3Error::with_message(S3ErrorCode::NoSuchBucket, m),
-        ConnectorError::AlreadyExists(m) => {
-            S3Error::with_message(S3ErrorCode::BucketAlreadyOwnedByYou, m)
-        }
+        ConnectorError::AlreadyExists(m) => S3Error::with_message(S3ErrorCode::BucketAlreadyOwnedByYou, m),
         ConnectorError::NotEmpty(m) => S3Error::with_message(S3ErrorCode::BucketNotEmpty, m),
         ConnectorError::PermissionDenied(m) => S3Error::with_message(S3ErrorCode::AccessDenied, m),
         ConnectorError::StorageFull(m) => custom(CODE_STORAGE_FULL, S::INSUFFICIENT_STORAGE, m),
@@ -35,22 +31,14 @@ pub fn s3_error(e: ConnectorError, not_found: S3ErrorCode) -> S3Error {
         ConnectorError::InvalidKey(m) => {
             S3Error::with_message(S3ErrorCode::InvalidArgument, format!("invalid key: {m}"))
         }
-        ConnectorError::ParentIsFile(m) => custom(
-            CODE_PARENT_IS_FILE,
-            S::CONFLICT,
-            format!("a parent of the key is an existing object: {m}"),
-        ),
-        ConnectorError::ExistingIsDirectory(m) => custom(
-            CODE_EXISTING_IS_DIRECTORY,
-            S::CONFLICT,
-            format!("the key is a prefix of existing objects: {m}"),
-        ),
-        ConnectorError::MetadataTooLarge(m) => {
-            S3Error::with_message(S3ErrorCode::MetadataTooLarge, m)
+        ConnectorError::ParentIsFile(m) => {
+            custom(CODE_PARENT_IS_FILE, S::CONFLICT, format!("a parent of the key is an existing object: {m}"))
         }
-        ConnectorError::PreconditionFailed(m) => {
-            S3Error::with_message(S3ErrorCode::PreconditionFailed, m)
+        ConnectorError::ExistingIsDirectory(m) => {
+            custom(CODE_EXISTING_IS_DIRECTORY, S::CONFLICT, format!("the key is a prefix of existing objects: {m}"))
         }
+        ConnectorError::MetadataTooLarge(m) => S3Error::with_message(S3ErrorCode::MetadataTooLarge, m),
+        ConnectorError::PreconditionFailed(m) => S3Error::with_message(S3ErrorCode::PreconditionFailed, m),
         ConnectorError::Busy(m) => S3Error::with_message(S3ErrorCode::SlowDown, m),
         ConnectorError::NotSupported(m) => S3Error::with_message(S3ErrorCode::NotImplemented, m),
         e => {
@@ -94,8 +82,7 @@ pub fn body_err(e: &(dyn std::error::Error + Send + Sync + 'static)) -> S3Error 
         S3ErrorCode::SignatureDoesNotMatch
     } else if text.contains("LengthMismatch") || text.contains("Incomplete") {
         S3ErrorCode::IncompleteBody
-    } else if text.contains("FormatError") || text.contains("TooLarge") || text.contains("TooMany")
-    {
+    } else if text.contains("FormatError") || text.contains("TooLarge") || text.contains("TooMany") {
         S3ErrorCode::InvalidRequest
     } else {
         S3ErrorCode::IncompleteBody
@@ -126,10 +113,7 @@ mod tests {
         for (errno, code, status) in rows {
             let e = obj_err(ConnectorError::from_errno(*errno, "x"));
             assert_eq!(e.code().as_str(), *code, "{errno:?}");
-            let st = e
-                .status_code()
-                .or_else(|| e.code().status_code())
-                .map(|s| s.as_u16());
+            let st = e.status_code().or_else(|| e.code().status_code()).map(|s| s.as_u16());
             assert_eq!(st, Some(*status), "{errno:?}");
         }
         let e = upload_err(ConnectorError::from_errno(Errno::NOENT, "x"));
@@ -139,14 +123,8 @@ mod tests {
     #[test]
     fn key_conflicts_are_409() {
         for (e, code) in [
-            (
-                ConnectorError::ParentIsFile("a".into()),
-                CODE_PARENT_IS_FILE,
-            ),
-            (
-                ConnectorError::ExistingIsDirectory("a".into()),
-                CODE_EXISTING_IS_DIRECTORY,
-            ),
+            (ConnectorError::ParentIsFile("a".into()), CODE_PARENT_IS_FILE),
+            (ConnectorError::ExistingIsDirectory("a".into()), CODE_EXISTING_IS_DIRECTORY),
         ] {
             let e = obj_err(e);
             assert_eq!(e.code().as_str(), code);

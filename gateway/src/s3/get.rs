@@ -30,19 +30,9 @@ fn unix_s(t: &Timestamp) -> i64 {
 
 /// RFC 9110 §13.2.2 order, as S3 applies it. `not_modified` is the error for a failed
 /// If-None-Match / If-Modified-Since (304 for GET/HEAD, 412 for copy sources).
-pub fn check_conditions(
-    c: &Conditions<'_>,
-    meta: &ObjectMeta,
-    mtime_ns: i128,
-    copy_source: bool,
-) -> S3Result<()> {
+pub fn check_conditions(c: &Conditions<'_>, meta: &ObjectMeta, mtime_ns: i128, copy_source: bool) -> S3Result<()> {
     let mtime_s = i64::try_from(mtime_ns.div_euclid(1_000_000_000)).unwrap_or(i64::MAX);
-    let failed = || {
-        s3_error!(
-            PreconditionFailed,
-            "At least one of the pre-conditions you specified did not hold"
-        )
-    };
+    let failed = || s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold");
     let not_modified = || {
         if copy_source {
             failed()
@@ -76,10 +66,8 @@ pub fn check_conditions(
 }
 
 pub fn timestamp_ns(ns: i128) -> Timestamp {
-    let t = time::OffsetDateTime::from_unix_timestamp(
-        i64::try_from(ns.div_euclid(1_000_000_000)).unwrap_or(0),
-    )
-    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(ns.div_euclid(1_000_000_000)).unwrap_or(0))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     Timestamp::from(t)
 }
 
@@ -105,27 +93,15 @@ fn invalid_part_number() -> s3s::S3Error {
     )
 }
 
-fn slice(
-    meta: &ObjectMeta,
-    size: u64,
-    range: Option<&Range>,
-    part_number: Option<i32>,
-) -> S3Result<Slice> {
+fn slice(meta: &ObjectMeta, size: u64, range: Option<&Range>, part_number: Option<i32>) -> S3Result<Slice> {
     // x-amz-mp-parts-count is answered only to partNumber requests, as AWS does.
-    let parts_count = (part_number.is_some() && !meta.part_sizes.is_empty())
-        .then(|| meta.part_sizes.len() as i32);
+    let parts_count = (part_number.is_some() && !meta.part_sizes.is_empty()).then_some(meta.part_sizes.len() as i32);
     if let Some(n) = part_number {
         if range.is_some() {
-            return Err(s3_error!(
-                InvalidRequest,
-                "Cannot specify both Range header and partNumber query parameter"
-            ));
+            return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
         }
         if n < 1 {
-            return Err(s3_error!(
-                InvalidArgument,
-                "Part number must be an integer between 1 and 10000, inclusive"
-            ));
+            return Err(s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"));
         }
         let n = n as usize;
         if meta.part_sizes.is_empty() {
@@ -147,38 +123,19 @@ fn slice(
         let offset: u64 = meta.part_sizes[..n - 1].iter().sum();
         let len = meta.part_sizes[n - 1];
         let part_checksum = meta.checksum.as_ref().and_then(|c| {
-            meta.part_checksums
-                .get(n - 1)
-                .map(|v| strait_connectors::StoredChecksum {
-                    algorithm: c.algorithm.clone(),
-                    value: v.clone(),
-                    kind: ChecksumType::COMPOSITE.into(),
-                })
+            meta.part_checksums.get(n - 1).map(|v| strait_connectors::StoredChecksum {
+                algorithm: c.algorithm.clone(),
+                value: v.clone(),
+                kind: ChecksumType::COMPOSITE.into(),
+            })
         });
-        let content_range =
-            (len > 0).then(|| format!("bytes {}-{}/{}", offset, offset + len - 1, size));
-        return Ok(Slice {
-            offset,
-            len,
-            content_range,
-            parts_count,
-            part_checksum,
-            whole: false,
-        });
+        let content_range = (len > 0).then(|| format!("bytes {}-{}/{}", offset, offset + len - 1, size));
+        return Ok(Slice { offset, len, content_range, parts_count, part_checksum, whole: false });
     }
     match range {
-        None => Ok(Slice {
-            offset: 0,
-            len: size,
-            content_range: None,
-            parts_count,
-            part_checksum: None,
-            whole: true,
-        }),
+        None => Ok(Slice { offset: 0, len: size, content_range: None, parts_count, part_checksum: None, whole: true }),
         Some(r) => {
-            let rg = r
-                .check(size)
-                .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
+            let rg = r.check(size).map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
             Ok(Slice {
                 offset: rg.start,
                 len: rg.end - rg.start,
@@ -212,31 +169,13 @@ macro_rules! fill_headers {
         let m: &ObjectMeta = $meta;
         let ov: &Overrides<'_> = $ov;
         $out.content_type = Some(
-            ov.content_type
-                .cloned()
-                .or_else(|| m.content_type.clone())
-                .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into()),
+            ov.content_type.cloned().or_else(|| m.content_type.clone()).unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into()),
         );
-        $out.content_encoding = ov
-            .content_encoding
-            .cloned()
-            .or_else(|| m.content_encoding.clone());
-        $out.content_disposition = ov
-            .content_disposition
-            .cloned()
-            .or_else(|| m.content_disposition.clone());
-        $out.content_language = ov
-            .content_language
-            .cloned()
-            .or_else(|| m.content_language.clone());
-        $out.cache_control = ov
-            .cache_control
-            .cloned()
-            .or_else(|| m.cache_control.clone());
-        $out.expires = ov
-            .expires
-            .cloned()
-            .or_else(|| m.expires.as_deref().and_then(parse_http_date));
+        $out.content_encoding = ov.content_encoding.cloned().or_else(|| m.content_encoding.clone());
+        $out.content_disposition = ov.content_disposition.cloned().or_else(|| m.content_disposition.clone());
+        $out.content_language = ov.content_language.cloned().or_else(|| m.content_language.clone());
+        $out.cache_control = ov.cache_control.cloned().or_else(|| m.cache_control.clone());
+        $out.expires = ov.expires.cloned().or_else(|| m.expires.as_deref().and_then(parse_http_date));
         $out.e_tag = Some(ETag::Strong(m.etag.clone()));
         $out.accept_ranges = Some("bytes".into());
         $out.storage_class = Some(StorageClass::from_static(StorageClass::STANDARD));
@@ -246,10 +185,7 @@ macro_rules! fill_headers {
     }};
 }
 
-pub async fn get_object(
-    s: &Strait,
-    req: S3Request<GetObjectInput>,
-) -> S3Result<S3Response<GetObjectOutput>> {
+pub async fn get_object(s: &Strait, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let i = &req.input;
     if i.version_id.as_deref().is_some_and(|v| v != "null") {
         return Err(s3_error!(NoSuchVersion, "versioning is not enabled"));
@@ -281,10 +217,7 @@ pub async fn get_object(
     if !obj.meta.tags.is_empty() {
         out.tag_count = Some(obj.meta.tags.len() as i32);
     }
-    if i.checksum_mode
-        .as_ref()
-        .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
-    {
+    if i.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
         if sl.whole {
             set_checksum_fields!(out, obj.meta.checksum.as_ref());
         } else {
@@ -302,10 +235,7 @@ pub async fn get_object(
     Ok(resp)
 }
 
-pub async fn head_object(
-    s: &Strait,
-    req: S3Request<HeadObjectInput>,
-) -> S3Result<S3Response<HeadObjectOutput>> {
+pub async fn head_object(s: &Strait, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
     let i = &req.input;
     if i.version_id.as_deref().is_some_and(|v| v != "null") {
         return Err(s3_error!(NoSuchVersion, "versioning is not enabled"));
@@ -334,10 +264,7 @@ pub async fn head_object(
     out.content_length = Some(sl.len as i64);
     out.content_range = sl.content_range.clone();
     out.parts_count = sl.parts_count;
-    if i.checksum_mode
-        .as_ref()
-        .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
-    {
+    if i.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
         if sl.whole {
             set_checksum_fields!(out, obj.meta.checksum.as_ref());
         } else {
@@ -357,15 +284,7 @@ mod tests {
     use strait_connectors::FileIdentity;
 
     fn meta(etag: &str) -> ObjectMeta {
-        ObjectMeta {
-            etag: etag.into(),
-            id: FileIdentity {
-                ino: 1,
-                size: 10,
-                mtime_ns: 0,
-            },
-            ..Default::default()
-        }
+        ObjectMeta { etag: etag.into(), id: FileIdentity { ino: 1, size: 10, mtime_ns: 0 }, ..Default::default() }
     }
 
     fn ts(unix: i64) -> Timestamp {
@@ -381,12 +300,7 @@ mod tests {
         let (old, new) = (ts(500), ts(2000));
         let run = |im, inm, ims, ius| {
             check_conditions(
-                &Conditions {
-                    if_match: im,
-                    if_none_match: inm,
-                    if_modified_since: ims,
-                    if_unmodified_since: ius,
-                },
+                &Conditions { if_match: im, if_none_match: inm, if_modified_since: ims, if_unmodified_since: ius },
                 &m,
                 mtime,
                 false,
@@ -395,66 +309,33 @@ mod tests {
             .map(|e| e.code().as_str().to_owned())
         };
         assert_eq!(run(Some(&yes), None, None, None), None);
-        assert_eq!(
-            run(Some(&no), None, None, None).as_deref(),
-            Some("PreconditionFailed")
-        );
+        assert_eq!(run(Some(&no), None, None, None).as_deref(), Some("PreconditionFailed"));
         // If-Match true wins over a failing If-Unmodified-Since.
         assert_eq!(run(Some(&yes), None, None, Some(&old)), None);
-        assert_eq!(
-            run(None, None, None, Some(&old)).as_deref(),
-            Some("PreconditionFailed")
-        );
-        assert_eq!(
-            run(None, Some(&yes), None, None).as_deref(),
-            Some("NotModified")
-        );
+        assert_eq!(run(None, None, None, Some(&old)).as_deref(), Some("PreconditionFailed"));
+        assert_eq!(run(None, Some(&yes), None, None).as_deref(), Some("NotModified"));
         assert_eq!(run(None, Some(&no), None, None), None);
         // If-None-Match false (ETag differs) decides over If-Modified-Since.
         assert_eq!(run(None, Some(&no), Some(&new), None), None);
-        assert_eq!(
-            run(None, None, Some(&new), None).as_deref(),
-            Some("NotModified")
-        );
+        assert_eq!(run(None, None, Some(&new), None).as_deref(), Some("NotModified"));
         assert_eq!(run(None, None, Some(&old), None), None);
     }
 
     #[test]
     fn ranges_and_parts() {
         let mut m = meta("x");
-        let r = Range::Int {
-            first: 5,
-            last: Some(100),
-        };
+        let r = Range::Int { first: 5, last: Some(100) };
         let sl = slice(&m, 10, Some(&r), None).unwrap();
-        assert_eq!(
-            (sl.offset, sl.len, sl.content_range.as_deref()),
-            (5, 5, Some("bytes 5-9/10"))
-        );
+        assert_eq!((sl.offset, sl.len, sl.content_range.as_deref()), (5, 5, Some("bytes 5-9/10")));
         let suffix = Range::Suffix { length: 3 };
         let sl = slice(&m, 10, Some(&suffix), None).unwrap();
         assert_eq!((sl.offset, sl.len), (7, 3));
-        assert!(slice(
-            &m,
-            10,
-            Some(&Range::Int {
-                first: 10,
-                last: None
-            }),
-            None
-        )
-        .is_err());
+        assert!(slice(&m, 10, Some(&Range::Int { first: 10, last: None }), None).is_err());
         assert!(slice(&m, 10, None, Some(1)).unwrap().whole);
-        assert_eq!(
-            slice(&m, 10, None, Some(2)).err().unwrap().code().as_str(),
-            "InvalidPartNumber"
-        );
+        assert_eq!(slice(&m, 10, None, Some(2)).err().unwrap().code().as_str(), "InvalidPartNumber");
         m.part_sizes = vec![6, 4];
         let sl = slice(&m, 10, None, Some(2)).unwrap();
         assert_eq!((sl.offset, sl.len, sl.parts_count), (6, 4, Some(2)));
-        assert_eq!(
-            slice(&m, 10, None, Some(3)).err().unwrap().code().as_str(),
-            "InvalidPartNumber"
-        );
+        assert_eq!(slice(&m, 10, None, Some(3)).err().unwrap().code().as_str(), "InvalidPartNumber");
     }
 }

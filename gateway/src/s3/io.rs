@@ -67,10 +67,7 @@ pub async fn write_body<W: StageFile>(
             let chunk = chunk.map_err(|e| body_err(&*e))?;
             size += chunk.len() as u64;
             if size > max_bytes {
-                return Err(s3_error!(
-                    EntityTooLarge,
-                    "Your proposed upload exceeds the maximum allowed size"
-                ));
+                return Err(s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed size"));
             }
             hasher.update(&chunk);
             buf.extend_from_slice(&chunk);
@@ -109,9 +106,7 @@ pub fn copy_hashed(
         let want = ((len - done) as usize).min(buf.len());
         let n = src.read_at(&mut buf[..want], offset + done)?;
         if n == 0 {
-            return Err(ConnectorError::Busy(
-                "source object shrank during the copy".into(),
-            ));
+            return Err(ConnectorError::Busy("source object shrank during the copy".into()));
         }
         hasher.update(&buf[..n]);
         target.write_all(&buf[..n])?;
@@ -154,10 +149,7 @@ fn async_stream(
         .await;
         match r {
             Ok(Ok(buf)) if buf.is_empty() => Some((
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "object shrank while being read",
-                )),
+                Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "object shrank while being read")),
                 (file, pos, 0),
             )),
             Ok(Ok(buf)) => {
@@ -178,7 +170,6 @@ pub struct StageSink {
 
 impl StageFile for StageSink {
     fn file_mut(&mut self) -> &mut std::fs::File {
-        self.file
-            .get_or_insert_with(|| std::fs::File::open("/dev/null").expect("/dev/null"))
+        self.file.get_or_insert_with(|| std::fs::File::open("/dev/null").expect("/dev/null"))
     }
 }

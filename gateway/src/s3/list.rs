@@ -14,31 +14,21 @@ pub const LIST_KEYS_MAX: i32 = 1000;
 const TOKEN: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub fn owner(access_key: &str) -> Owner {
-    Owner {
-        display_name: Some(access_key.to_owned()),
-        id: Some(access_key.to_owned()),
-    }
+    Owner { display_name: Some(access_key.to_owned()), id: Some(access_key.to_owned()) }
 }
 
 /// `encoding-type=url`: percent-encode everything but unreserved characters and `/`
 /// (botocore decodes with unquote_plus, so `+` must travel as `%2B`).
 pub fn url_encode(s: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~')
-        .remove(b'/');
+    const SET: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
     percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
 
 fn max_keys(m: Option<i32>) -> S3Result<usize> {
     match m {
         None => Ok(LIST_KEYS_MAX as usize),
-        Some(n) if n < 0 => Err(s3_error!(
-            InvalidArgument,
-            "max-keys must be a non-negative integer"
-        )),
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must be a non-negative integer")),
         Some(n) => Ok(n.min(LIST_KEYS_MAX) as usize),
     }
 }
@@ -47,10 +37,7 @@ fn check_encoding(e: Option<&EncodingType>) -> S3Result<bool> {
     match e {
         None => Ok(false),
         Some(e) if e.as_str() == EncodingType::URL => Ok(true),
-        Some(_) => Err(s3_error!(
-            InvalidArgument,
-            "Invalid Encoding Method specified in Request"
-        )),
+        Some(_) => Err(s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request")),
     }
 }
 
@@ -66,38 +53,19 @@ struct Page {
     last: Option<String>,
 }
 
-async fn page(
-    s: &Strait,
-    bucket: &str,
-    prefix: &str,
-    delim: Option<&str>,
-    after: Option<&str>,
-    max: usize,
-    fetch_owner: Option<&str>,
-    url: bool,
-) -> S3Result<Page> {
+async fn page(s: &Strait, bucket: &str, q: ListQuery<'_>, fetch_owner: Option<&str>, url: bool) -> S3Result<Page> {
     let b = s.bucket(bucket).await?;
-    let (prefix_o, delim_o, after_o) = (
-        prefix.to_owned(),
-        delim.map(str::to_owned),
-        after.map(str::to_owned),
-    );
+    let (prefix_o, delim_o, after_o) =
+        (q.prefix.to_owned(), q.delimiter.map(str::to_owned), q.after.map(str::to_owned));
+    let max = q.max_keys;
     let p = fs(move || {
-        let q = ListQuery {
-            prefix: &prefix_o,
-            delimiter: delim_o.as_deref(),
-            after: after_o.as_deref(),
-            max_keys: max,
-        };
+        let q =
+            ListQuery { prefix: &prefix_o, delimiter: delim_o.as_deref(), after: after_o.as_deref(), max_keys: max };
         list::list(&b, &q)
     })
     .await?;
     if p.skipped_non_utf8 > 0 {
-        tracing::warn!(
-            bucket,
-            skipped = p.skipped_non_utf8,
-            "listing skipped names that are not valid UTF-8"
-        );
+        tracing::warn!(bucket, skipped = p.skipped_non_utf8, "listing skipped names that are not valid UTF-8");
     }
     let enc = |k: &str| if url { url_encode(k) } else { k.to_owned() };
     let last = p.items.last().map(|i| i.key().to_owned());
@@ -105,40 +73,21 @@ async fn page(
     let mut prefixes = Vec::new();
     for item in p.items {
         match item {
-            ListItem::Object {
-                key,
-                meta,
-                mtime_ns,
-            } => objects.push(Object {
+            ListItem::Object { key, meta, mtime_ns } => objects.push(Object {
                 key: Some(enc(&key)),
                 size: Some(meta.id.size as i64),
                 e_tag: Some(ETag::Strong(meta.etag.clone())),
                 last_modified: Some(timestamp_ns(mtime_ns)),
-                storage_class: Some(ObjectStorageClass::from_static(
-                    ObjectStorageClass::STANDARD,
-                )),
+                storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
                 owner: fetch_owner.map(owner),
-                checksum_algorithm: meta
-                    .checksum
-                    .as_ref()
-                    .map(|c| vec![ChecksumAlgorithm::from(c.algorithm.clone())]),
-                checksum_type: meta
-                    .checksum
-                    .as_ref()
-                    .map(|c| ChecksumType::from(c.kind.clone())),
+                checksum_algorithm: meta.checksum.as_ref().map(|c| vec![ChecksumAlgorithm::from(c.algorithm.clone())]),
+                checksum_type: meta.checksum.as_ref().map(|c| ChecksumType::from(c.kind.clone())),
                 ..Default::default()
             }),
-            ListItem::Prefix(p) => prefixes.push(CommonPrefix {
-                prefix: Some(enc(&p)),
-            }),
+            ListItem::Prefix(p) => prefixes.push(CommonPrefix { prefix: Some(enc(&p)) }),
         }
     }
-    Ok(Page {
-        objects,
-        prefixes,
-        truncated: p.truncated,
-        last,
-    })
+    Ok(Page { objects, prefixes, truncated: p.truncated, last })
 }
 
 pub async fn list_objects_v2(
@@ -152,34 +101,20 @@ pub async fn list_objects_v2(
     let prefix = i.prefix.clone().unwrap_or_default();
     let after = match i.continuation_token.as_deref() {
         Some(t) => {
-            let raw = TOKEN.decode(t).map_err(|_| {
-                s3_error!(
-                    InvalidArgument,
-                    "The continuation token provided is incorrect"
-                )
-            })?;
-            Some(String::from_utf8(raw).map_err(|_| {
-                s3_error!(
-                    InvalidArgument,
-                    "The continuation token provided is incorrect"
-                )
-            })?)
+            let raw = TOKEN
+                .decode(t)
+                .map_err(|_| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?;
+            Some(
+                String::from_utf8(raw)
+                    .map_err(|_| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?,
+            )
         }
         None => i.start_after.clone().filter(|s| !s.is_empty()),
     };
     let caller = super::caller(&req)?;
     let fetch = i.fetch_owner.unwrap_or(false).then_some(caller.as_str());
-    let p = page(
-        s,
-        &i.bucket,
-        &prefix,
-        delim.as_deref(),
-        after.as_deref(),
-        max,
-        fetch,
-        url,
-    )
-    .await?;
+    let q = ListQuery { prefix: &prefix, delimiter: delim.as_deref(), after: after.as_deref(), max_keys: max };
+    let p = page(s, &i.bucket, q, fetch, url).await?;
     let key_count = (p.objects.len() + p.prefixes.len()) as i32;
     let enc = |k: &str| if url { url_encode(k) } else { k.to_owned() };
     Ok(S3Response::new(ListObjectsV2Output {
@@ -189,11 +124,7 @@ pub async fn list_objects_v2(
         max_keys: Some(max as i32),
         key_count: Some(key_count),
         continuation_token: i.continuation_token.clone(),
-        next_continuation_token: if p.truncated {
-            p.last.as_deref().map(|l| TOKEN.encode(l))
-        } else {
-            None
-        },
+        next_continuation_token: if p.truncated { p.last.as_deref().map(|l| TOKEN.encode(l)) } else { None },
         is_truncated: Some(p.truncated),
         start_after: i.start_after.as_deref().map(enc),
         encoding_type: i.encoding_type.clone(),
@@ -203,10 +134,7 @@ pub async fn list_objects_v2(
     }))
 }
 
-pub async fn list_objects(
-    s: &Strait,
-    req: S3Request<ListObjectsInput>,
-) -> S3Result<S3Response<ListObjectsOutput>> {
+pub async fn list_objects(s: &Strait, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
     let i = &req.input;
     let url = check_encoding(i.encoding_type.as_ref())?;
     let max = max_keys(i.max_keys)?;
@@ -215,17 +143,8 @@ pub async fn list_objects(
     let marker = i.marker.clone().filter(|m| !m.is_empty());
     let caller = super::caller(&req)?;
     // v1 always includes the owner.
-    let p = page(
-        s,
-        &i.bucket,
-        &prefix,
-        delim.as_deref(),
-        marker.as_deref(),
-        max,
-        Some(caller.as_str()),
-        url,
-    )
-    .await?;
+    let q = ListQuery { prefix: &prefix, delimiter: delim.as_deref(), after: marker.as_deref(), max_keys: max };
+    let p = page(s, &i.bucket, q, Some(caller.as_str()), url).await?;
     let enc = |k: &str| if url { url_encode(k) } else { k.to_owned() };
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(i.bucket.clone()),
@@ -234,11 +153,7 @@ pub async fn list_objects(
         marker: Some(marker.as_deref().map(enc).unwrap_or_default()),
         max_keys: Some(max as i32),
         is_truncated: Some(p.truncated),
-        next_marker: if p.truncated && delim.is_some() {
-            p.last.as_deref().map(enc)
-        } else {
-            None
-        },
+        next_marker: if p.truncated && delim.is_some() { p.last.as_deref().map(enc) } else { None },
         encoding_type: i.encoding_type.clone(),
         contents: Some(p.objects),
         common_prefixes: Some(p.prefixes),

@@ -8,8 +8,8 @@ use super::error::{meta_err, upload_err};
 use super::get::{timestamp_ns, Conditions};
 use super::io::{blocking, copy_hashed, fs, write_body};
 use super::put::{
-    expected_value, object_meta, publish_mode, requested_checksum, set_checksum_fields,
-    ChecksumFields, Expected, MetaFields,
+    expected_value, object_meta, publish_mode, requested_checksum, set_checksum_fields, ChecksumFields, Expected,
+    MetaFields,
 };
 use super::{caller, parse_key, Strait};
 use md5::Digest as _;
@@ -74,10 +74,7 @@ pub async fn create(
     let i = &req.input;
     let key = parse_key(&i.key)?;
     if key.is_dir_marker() {
-        return Err(s3_error!(
-            InvalidArgument,
-            "a directory-marker key (ending in '/') cannot be uploaded in parts"
-        ));
+        return Err(s3_error!(InvalidArgument, "a directory-marker key (ending in '/') cannot be uploaded in parts"));
     }
     let bucket = s.bucket(&i.bucket).await?;
     let tmpl = object_meta(MetaFields {
@@ -91,22 +88,32 @@ pub async fn create(
         tagging: i.tagging.as_ref(),
     })?;
     let algo = match i.checksum_algorithm.as_ref() {
-        Some(a) => Some(Algo::parse(a.as_str()).ok_or_else(|| {
-            s3_error!(
-                InvalidRequest,
-                "Checksum algorithm provided is unsupported."
-            )
-        })?),
+        Some(a) => Some(
+            Algo::parse(a.as_str())
+                .ok_or_else(|| s3_error!(InvalidRequest, "Checksum algorithm provided is unsupported."))?,
+        ),
         None => None,
     };
     let ctype = match (algo, i.checksum_type.as_ref().map(|t| t.as_str())) {
-        (None, Some(_)) => return Err(s3_error!(InvalidRequest, "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.")),
+        (None, Some(_)) => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header."
+            ))
+        }
         (None, None) => None,
         (Some(Algo::Crc64Nvme), Some(ChecksumType::COMPOSITE)) => {
-            return Err(s3_error!(InvalidRequest, "The COMPOSITE checksum type cannot be used with the CRC64NVME checksum algorithm."))
+            return Err(s3_error!(
+                InvalidRequest,
+                "The COMPOSITE checksum type cannot be used with the CRC64NVME checksum algorithm."
+            ))
         }
         (Some(a), Some(ChecksumType::FULL_OBJECT)) if !a.is_crc() => {
-            return Err(s3_error!(InvalidRequest, "The FULL_OBJECT checksum type cannot be used with the {} checksum algorithm.", a.name()))
+            return Err(s3_error!(
+                InvalidRequest,
+                "The FULL_OBJECT checksum type cannot be used with the {} checksum algorithm.",
+                a.name()
+            ))
         }
         (Some(_), Some(t @ (ChecksumType::FULL_OBJECT | ChecksumType::COMPOSITE))) => Some(t.to_owned()),
         (Some(_), Some(_)) => return Err(s3_error!(InvalidRequest, "Invalid x-amz-checksum-type")),
@@ -151,10 +158,7 @@ fn part_meta(etag: String, checksum: Option<(Algo, Vec<u8>)>) -> ObjectMeta {
     }
 }
 
-pub async fn upload_part(
-    s: &Strait,
-    req: S3Request<UploadPartInput>,
-) -> S3Result<S3Response<UploadPartOutput>> {
+pub async fn upload_part(s: &Strait, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
     let i = &req.input;
     let n = check_part_number(i.part_number)?;
     let who = caller(&req)?;
@@ -174,40 +178,30 @@ pub async fn upload_part(
         },
     )?;
     match (upload_algo(&u), exp.algo()) {
-        (Some(ua), Some(pa)) if ua != pa => return Err(s3_error!(
-            InvalidRequest,
-            "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
-            ua.name(),
-            pa.name()
-        )),
+        (Some(ua), Some(pa)) if ua != pa => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                ua.name(),
+                pa.name()
+            ))
+        }
         (Some(ua), None) => exp = Expected::Compute(ua),
         _ => {}
     }
-    let md5 = i
-        .content_md5
-        .as_deref()
-        .map(checksum::decode_content_md5)
-        .transpose()?;
+    let md5 = i.content_md5.as_deref().map(checksum::decode_content_md5).transpose()?;
     let id = i.upload_id.clone();
     let staging = blocking(upload_err, move || bucket.stage_part(&id, n)).await?;
     let mut req = req;
     let body = req.input.body.take();
-    let (staging, _size, d) =
-        write_body(staging, body, exp.algo(), s.limits.part_size_bytes_max).await?;
+    let (staging, _size, d) = write_body(staging, body, exp.algo(), s.limits.part_size_bytes_max).await?;
     let expected = expected_value(&req, &exp)?;
-    checksum::verify(
-        &d,
-        md5.as_ref(),
-        expected.as_ref().map(|(a, v)| (*a, v.as_slice())),
-    )?;
+    checksum::verify(&d, md5.as_ref(), expected.as_ref().map(|(a, v)| (*a, v.as_slice())))?;
     let meta = part_meta(hex(&d.md5), d.checksum);
     let out_ck = meta.checksum.clone();
     let etag = meta.etag.clone();
     blocking(upload_err, move || staging.publish(meta)).await?;
-    let mut out = UploadPartOutput {
-        e_tag: Some(ETag::Strong(etag)),
-        ..Default::default()
-    };
+    let mut out = UploadPartOutput { e_tag: Some(ETag::Strong(etag)), ..Default::default() };
     if let Some(ck) = out_ck.as_ref() {
         let v = Some(ck.value.clone());
         match ck.algorithm.as_str() {
@@ -234,10 +228,7 @@ fn copy_range(r: Option<&String>, size: u64) -> S3Result<(u64, u64)> {
         return Err(bad());
     }
     if last >= size {
-        return Err(s3_error!(
-            InvalidRange,
-            "The requested range is not satisfiable"
-        ));
+        return Err(s3_error!(InvalidRange, "The requested range is not satisfiable"));
     }
     Ok((first, last - first + 1))
 }
@@ -259,17 +250,11 @@ pub async fn upload_part_copy(
     };
     let (_, src) = open_source(s, &i.copy_source, &conds).await?;
     let Some(file) = src.file else {
-        return Err(s3_error!(
-            InvalidRequest,
-            "a directory-marker object cannot be a part source"
-        ));
+        return Err(s3_error!(InvalidRequest, "a directory-marker object cannot be a part source"));
     };
     let (offset, len) = copy_range(i.copy_source_range.as_ref(), src.meta.id.size)?;
     if len > s.limits.part_size_bytes_max {
-        return Err(s3_error!(
-            EntityTooLarge,
-            "the part is larger than the maximum part size"
-        ));
+        return Err(s3_error!(EntityTooLarge, "the part is larger than the maximum part size"));
     }
     let algo = upload_algo(&u);
     let id = i.upload_id.clone();
@@ -286,9 +271,7 @@ pub async fn upload_part_copy(
     blocking(upload_err, move || staging.publish(meta)).await?;
     let mut result = CopyPartResult {
         e_tag: Some(ETag::Strong(etag)),
-        last_modified: Some(timestamp_ns(
-            time::OffsetDateTime::now_utc().unix_timestamp_nanos(),
-        )),
+        last_modified: Some(timestamp_ns(time::OffsetDateTime::now_utc().unix_timestamp_nanos())),
         ..Default::default()
     };
     if let Some(ck) = ck.as_ref() {
@@ -301,10 +284,7 @@ pub async fn upload_part_copy(
             _ => result.checksum_sha256 = v,
         }
     }
-    Ok(S3Response::new(UploadPartCopyOutput {
-        copy_part_result: Some(result),
-        ..Default::default()
-    }))
+    Ok(S3Response::new(UploadPartCopyOutput { copy_part_result: Some(result), ..Default::default() }))
 }
 
 fn completed_part_checksum(p: &CompletedPart, algo: Algo) -> Option<&String> {
@@ -328,22 +308,19 @@ fn validate_parts<'a>(
     let mut chosen = Vec::with_capacity(req_parts.len());
     let mut last = 0i32;
     for (idx, p) in req_parts.iter().enumerate() {
-        let n = p
-            .part_number
-            .ok_or_else(|| s3_error!(MalformedXML, "a part has no PartNumber"))?;
+        let n = p.part_number.ok_or_else(|| s3_error!(MalformedXML, "a part has no PartNumber"))?;
         if n <= last {
-            return Err(s3_error!(InvalidPartOrder, "The list of parts was not in ascending order. Parts must be ordered by part number."));
+            return Err(s3_error!(
+                InvalidPartOrder,
+                "The list of parts was not in ascending order. Parts must be ordered by part number."
+            ));
         }
         last = n;
         let invalid = || {
             s3_error!(InvalidPart, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.")
         };
         let sp = stored.get(&(n as u32)).ok_or_else(invalid)?;
-        let want = p
-            .e_tag
-            .as_ref()
-            .map(|e| e.value().trim_matches('"').to_owned())
-            .ok_or_else(invalid)?;
+        let want = p.e_tag.as_ref().map(|e| e.value().trim_matches('"').to_owned()).ok_or_else(invalid)?;
         if want != sp.meta.etag {
             return Err(invalid());
         }
@@ -369,23 +346,13 @@ fn parts_digest(parts: &[CompletedPart]) -> String {
     let mut h = md5::Md5::new();
     for p in parts {
         h.update(
-            format!(
-                "{}:{};",
-                p.part_number.unwrap_or(0),
-                p.e_tag.as_ref().map(|e| e.value()).unwrap_or("")
-            )
-            .as_bytes(),
+            format!("{}:{};", p.part_number.unwrap_or(0), p.e_tag.as_ref().map(|e| e.value()).unwrap_or("")).as_bytes(),
         );
     }
     hex(&h.finalize())
 }
 
-fn complete_output(
-    bucket: &str,
-    key: &str,
-    etag: &str,
-    ck: Option<&StoredChecksum>,
-) -> CompleteMultipartUploadOutput {
+fn complete_output(bucket: &str, key: &str, etag: &str, ck: Option<&StoredChecksum>) -> CompleteMultipartUploadOutput {
     let mut out = CompleteMultipartUploadOutput {
         bucket: Some(bucket.to_owned()),
         key: Some(key.to_owned()),
@@ -404,16 +371,9 @@ pub async fn complete(
     let i = &req.input;
     let key = parse_key(&i.key)?;
     let who = caller(&req)?;
-    let req_parts = i
-        .multipart_upload
-        .as_ref()
-        .and_then(|m| m.parts.clone())
-        .unwrap_or_default();
+    let req_parts = i.multipart_upload.as_ref().and_then(|m| m.parts.clone()).unwrap_or_default();
     if req_parts.is_empty() {
-        return Err(s3_error!(
-            MalformedXML,
-            "You must specify at least one part"
-        ));
+        return Err(s3_error!(MalformedXML, "You must specify at least one part"));
     }
     let digest = parts_digest(&req_parts);
     let u = match load_upload(s, &i.bucket, &i.key, &i.upload_id, &who) {
@@ -422,17 +382,8 @@ pub async fn complete(
             // A retried Complete of an upload that already completed gets the same answer.
             if let Some(c) = s.meta.completed_upload(&i.upload_id).map_err(meta_err)? {
                 if c.bucket == i.bucket && c.key == i.key && c.parts_digest == digest {
-                    let ck = c.checksum.map(|(algorithm, value, kind)| StoredChecksum {
-                        algorithm,
-                        value,
-                        kind,
-                    });
-                    return Ok(S3Response::new(complete_output(
-                        &i.bucket,
-                        &i.key,
-                        &c.etag,
-                        ck.as_ref(),
-                    )));
+                    let ck = c.checksum.map(|(algorithm, value, kind)| StoredChecksum { algorithm, value, kind });
+                    return Ok(S3Response::new(complete_output(&i.bucket, &i.key, &c.etag, ck.as_ref())));
                 }
             }
             return Err(e);
@@ -443,24 +394,14 @@ pub async fn complete(
     let full = full_object(&u);
     let id = i.upload_id.clone();
     let b2 = bucket.clone();
-    let stored: HashMap<u32, StoredPart> = blocking(upload_err, move || b2.list_parts(&id))
-        .await?
-        .into_iter()
-        .map(|p| (p.number, p))
-        .collect();
-    let chosen = validate_parts(
-        &req_parts,
-        &stored,
-        algo,
-        !full,
-        s.limits.part_size_bytes_min,
-    )?;
+    let stored: HashMap<u32, StoredPart> =
+        blocking(upload_err, move || b2.list_parts(&id)).await?.into_iter().map(|p| (p.number, p)).collect();
+    let chosen = validate_parts(&req_parts, &stored, algo, !full, s.limits.part_size_bytes_min)?;
 
     let mut md5s = md5::Md5::new();
     let mut part_cks = Vec::new();
     for p in &chosen {
-        let raw = hex::decode(&p.meta.etag)
-            .map_err(|_| s3_error!(InternalError, "stored part ETag is not hex"))?;
+        let raw = hex::decode(&p.meta.etag).map_err(|_| s3_error!(InternalError, "stored part ETag is not hex"))?;
         md5s.update(&raw);
         if let (Some(a), Some(c)) = (algo, p.meta.checksum.as_ref()) {
             part_cks.push(decode_checksum(a, &c.value)?);
@@ -532,10 +473,7 @@ pub async fn complete(
         key: i.key.clone(),
         etag: etag.clone(),
         parts_digest: digest,
-        checksum: meta
-            .checksum
-            .clone()
-            .map(|c| (c.algorithm, c.value, c.kind)),
+        checksum: meta.checksum.clone().map(|c| (c.algorithm, c.value, c.kind)),
         completed_unix_ms: now_ms(),
     };
     s.meta.finish_upload(&u, Some(&done)).map_err(meta_err)?;
@@ -544,12 +482,7 @@ pub async fn complete(
     if let Err(e) = blocking(upload_err, move || b.remove_upload(&id)).await {
         tracing::warn!(upload = %i.upload_id, error = %e, "completed upload's parts not removed");
     }
-    Ok(S3Response::new(complete_output(
-        &i.bucket,
-        &i.key,
-        &etag,
-        meta.checksum.as_ref(),
-    )))
+    Ok(S3Response::new(complete_output(&i.bucket, &i.key, &etag, meta.checksum.as_ref())))
 }
 
 /// Append `len` bytes of `src` to `dst` with copy_file_range (the file system may share or
@@ -561,15 +494,9 @@ fn copy_range_fast(
 ) -> Result<(), strait_connectors::ConnectorError> {
     let mut off: u64 = 0;
     while off < len {
-        let want = usize::try_from(len - off)
-            .unwrap_or(usize::MAX)
-            .min(1 << 30);
+        let want = usize::try_from(len - off).unwrap_or(usize::MAX).min(1 << 30);
         match rustix::fs::copy_file_range(src, Some(&mut off), &*dst, None, want) {
-            Ok(0) => {
-                return Err(strait_connectors::ConnectorError::Busy(
-                    "part shrank during completion".into(),
-                ))
-            }
+            Ok(0) => return Err(strait_connectors::ConnectorError::Busy("part shrank during completion".into())),
             Ok(_) => {}
             Err(_) => {
                 let mut sink = BodyHasher::new(None);
@@ -595,27 +522,16 @@ pub async fn abort(
         Err(e) => return Err(e),
     }
     s.meta.finish_upload(&u, None).map_err(meta_err)?;
-    Ok(S3Response::with_status(
-        AbortMultipartUploadOutput::default(),
-        http::StatusCode::NO_CONTENT,
-    ))
+    Ok(S3Response::with_status(AbortMultipartUploadOutput::default(), http::StatusCode::NO_CONTENT))
 }
 
-pub async fn list_parts(
-    s: &Strait,
-    req: S3Request<ListPartsInput>,
-) -> S3Result<S3Response<ListPartsOutput>> {
+pub async fn list_parts(s: &Strait, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
     let i = &req.input;
     let who = caller(&req)?;
     let u = load_upload(s, &i.bucket, &i.key, &i.upload_id, &who)?;
     let bucket = s.bucket(&i.bucket).await?;
     let max = match i.max_parts {
-        Some(n) if n < 0 => {
-            return Err(s3_error!(
-                InvalidArgument,
-                "max-parts must be a non-negative integer"
-            ))
-        }
+        Some(n) if n < 0 => return Err(s3_error!(InvalidArgument, "max-parts must be a non-negative integer")),
         Some(n) => n.min(LIST_PARTS_MAX),
         None => LIST_PARTS_MAX,
     } as usize;
@@ -654,18 +570,11 @@ pub async fn list_parts(
         key: Some(i.key.clone()),
         upload_id: Some(i.upload_id.clone()),
         part_number_marker: i.part_number_marker,
-        next_part_number_marker: if truncated {
-            after.last().map(|p| p.number as i32)
-        } else {
-            None
-        },
+        next_part_number_marker: if truncated { after.last().map(|p| p.number as i32) } else { None },
         max_parts: Some(max as i32),
         is_truncated: Some(truncated),
         parts: Some(parts),
-        initiator: Some(Initiator {
-            id: owner.id.clone(),
-            display_name: owner.display_name.clone(),
-        }),
+        initiator: Some(Initiator { id: owner.id.clone(), display_name: owner.display_name.clone() }),
         owner: Some(owner),
         storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
         checksum_algorithm: u.checksum_algorithm.clone().map(ChecksumAlgorithm::from),
@@ -681,27 +590,15 @@ pub async fn list_uploads(
     let i = &req.input;
     s.bucket(&i.bucket).await?;
     let max = match i.max_uploads {
-        Some(n) if n < 0 => {
-            return Err(s3_error!(
-                InvalidArgument,
-                "max-uploads must be a non-negative integer"
-            ))
-        }
+        Some(n) if n < 0 => return Err(s3_error!(InvalidArgument, "max-uploads must be a non-negative integer")),
         Some(n) => n.min(LIST_UPLOADS_MAX),
         None => LIST_UPLOADS_MAX,
     } as usize;
     let prefix = i.prefix.clone().unwrap_or_default();
     let delim = i.delimiter.clone().filter(|d| !d.is_empty());
     let key_marker = i.key_marker.clone().filter(|k| !k.is_empty());
-    let id_marker = if key_marker.is_some() {
-        i.upload_id_marker.clone().filter(|k| !k.is_empty())
-    } else {
-        None
-    };
-    let url = i
-        .encoding_type
-        .as_ref()
-        .is_some_and(|e| e.as_str() == EncodingType::URL);
+    let id_marker = if key_marker.is_some() { i.upload_id_marker.clone().filter(|k| !k.is_empty()) } else { None };
+    let url = i.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
     let enc = |k: &str| {
         if url {
             super::list::url_encode(k)
@@ -711,30 +608,18 @@ pub async fn list_uploads(
     };
     let recs = s
         .meta
-        .list_uploads(
-            &i.bucket,
-            &prefix,
-            key_marker.as_deref(),
-            id_marker.as_deref(),
-            usize::MAX,
-        )
+        .list_uploads(&i.bucket, &prefix, key_marker.as_deref(), id_marker.as_deref(), usize::MAX)
         .map_err(meta_err)?;
     let mut uploads = Vec::new();
     let mut prefixes: Vec<String> = Vec::new();
     let mut truncated = false;
     let mut last: Option<(String, String)> = None;
     for r in recs {
-        let cp = delim.as_deref().and_then(|d| {
-            r.key[prefix.len()..]
-                .find(d)
-                .map(|p| r.key[..prefix.len() + p + d.len()].to_owned())
-        });
+        let cp = delim
+            .as_deref()
+            .and_then(|d| r.key[prefix.len()..].find(d).map(|p| r.key[..prefix.len() + p + d.len()].to_owned()));
         if let Some(cp) = &cp {
-            if prefixes.last() == Some(cp)
-                || key_marker
-                    .as_deref()
-                    .is_some_and(|k| k.starts_with(cp.as_str()))
-            {
+            if prefixes.last() == Some(cp) || key_marker.as_deref().is_some_and(|k| k.starts_with(cp.as_str())) {
                 continue;
             }
         }
@@ -758,10 +643,7 @@ pub async fn list_uploads(
                     )
                     .ok()
                     .map(Timestamp::from),
-                    initiator: Some(Initiator {
-                        id: owner.id.clone(),
-                        display_name: owner.display_name.clone(),
-                    }),
+                    initiator: Some(Initiator { id: owner.id.clone(), display_name: owner.display_name.clone() }),
                     owner: Some(owner),
                     storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
                     checksum_algorithm: r.checksum_algorithm.clone().map(ChecksumAlgorithm::from),
@@ -776,27 +658,12 @@ pub async fn list_uploads(
         delimiter: delim.as_deref().map(enc),
         key_marker: Some(key_marker.as_deref().map(enc).unwrap_or_default()),
         upload_id_marker: Some(id_marker.clone().unwrap_or_default()),
-        next_key_marker: if truncated {
-            last.as_ref().map(|(k, _)| enc(k))
-        } else {
-            None
-        },
-        next_upload_id_marker: if truncated {
-            last.as_ref().map(|(_, u)| u.clone())
-        } else {
-            None
-        },
+        next_key_marker: if truncated { last.as_ref().map(|(k, _)| enc(k)) } else { None },
+        next_upload_id_marker: if truncated { last.as_ref().map(|(_, u)| u.clone()) } else { None },
         max_uploads: Some(max as i32),
         is_truncated: Some(truncated),
         uploads: Some(uploads),
-        common_prefixes: Some(
-            prefixes
-                .into_iter()
-                .map(|p| CommonPrefix {
-                    prefix: Some(enc(&p)),
-                })
-                .collect(),
-        ),
+        common_prefixes: Some(prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc(&p)) }).collect()),
         encoding_type: i.encoding_type.clone(),
         ..Default::default()
     }))

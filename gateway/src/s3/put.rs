@@ -42,11 +42,7 @@ pub struct ChecksumFields<'a> {
 
 /// Work out the requested checksum from headers, trailer declaration and algorithm field.
 pub fn requested_checksum(headers: &HeaderMap, f: &ChecksumFields<'_>) -> S3Result<Expected> {
-    let given: Vec<(Algo, &String)> = f
-        .values
-        .iter()
-        .filter_map(|(a, v)| v.map(|v| (*a, v)))
-        .collect();
+    let given: Vec<(Algo, &String)> = f.values.iter().filter_map(|(a, v)| v.map(|v| (*a, v))).collect();
     if given.len() > 1 {
         return Err(s3_error!(
             InvalidRequest,
@@ -61,25 +57,15 @@ pub fn requested_checksum(headers: &HeaderMap, f: &ChecksumFields<'_>) -> S3Resu
     };
     let trailer = match headers.get("x-amz-trailer") {
         Some(v) => {
-            let v = v
-                .to_str()
-                .map_err(|_| s3_error!(InvalidRequest, "invalid x-amz-trailer"))?;
+            let v = v.to_str().map_err(|_| s3_error!(InvalidRequest, "invalid x-amz-trailer"))?;
             Some(Algo::from_header(v).ok_or_else(|| {
-                s3_error!(
-                    InvalidRequest,
-                    "The value specified in the x-amz-trailer header is not supported"
-                )
+                s3_error!(InvalidRequest, "The value specified in the x-amz-trailer header is not supported")
             })?)
         }
         None => None,
     };
     let exp = match (given.first(), trailer) {
-        (Some(_), Some(_)) => {
-            return Err(s3_error!(
-                InvalidRequest,
-                "Expecting a single x-amz-checksum- header"
-            ))
-        }
+        (Some(_), Some(_)) => return Err(s3_error!(InvalidRequest, "Expecting a single x-amz-checksum- header")),
         (Some((a, v)), None) => Expected::Header(*a, decode_checksum(*a, v)?),
         (None, Some(a)) => Expected::Trailer(a),
         (None, None) => match declared {
@@ -89,10 +75,7 @@ pub fn requested_checksum(headers: &HeaderMap, f: &ChecksumFields<'_>) -> S3Resu
     };
     if let (Some(d), Some(a)) = (declared, exp.algo()) {
         if d != a {
-            return Err(s3_error!(
-                InvalidRequest,
-                "Value for x-amz-sdk-checksum-algorithm header is invalid."
-            ));
+            return Err(s3_error!(InvalidRequest, "Value for x-amz-sdk-checksum-algorithm header is invalid."));
         }
     }
     Ok(exp)
@@ -110,13 +93,7 @@ pub fn expected_value<T>(req: &S3Request<T>, exp: &Expected) -> S3Result<Option<
                 .and_then(|h| h.get(a.header()))
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
-                .ok_or_else(|| {
-                    s3_error!(
-                        InvalidRequest,
-                        "The trailer {} was declared but not sent",
-                        a.header()
-                    )
-                })?;
+                .ok_or_else(|| s3_error!(InvalidRequest, "The trailer {} was declared but not sent", a.header()))?;
             Ok(Some((*a, decode_checksum(*a, &v)?)))
         }
     }
@@ -142,11 +119,8 @@ pub fn seal(
 /// `Content-Encoding: aws-chunked` describes the wire, not the object: strip it.
 pub fn stored_content_encoding(v: Option<&String>) -> Option<String> {
     let v = v?;
-    let kept: Vec<&str> = v
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
-        .collect();
+    let kept: Vec<&str> =
+        v.split(',').map(str::trim).filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked")).collect();
     (!kept.is_empty()).then(|| kept.join(","))
 }
 
@@ -162,9 +136,7 @@ pub fn user_metadata(m: Option<&Metadata>) -> S3Result<BTreeMap<String, String>>
             "Your metadata headers exceed the maximum allowed metadata size ({size} > {USER_METADATA_BYTES_MAX} bytes)"
         ));
     }
-    Ok(m.iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-        .collect())
+    Ok(m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect())
 }
 
 pub fn format_http_date(t: &Timestamp) -> Option<String> {
@@ -203,23 +175,16 @@ pub fn object_meta(f: MetaFields<'_>) -> S3Result<ObjectMeta> {
 }
 
 /// Conditional-write headers → publish mode.
-pub fn publish_mode(
-    if_match: Option<&IfMatch>,
-    if_none_match: Option<&IfNoneMatch>,
-) -> S3Result<PublishMode> {
+pub fn publish_mode(if_match: Option<&IfMatch>, if_none_match: Option<&IfNoneMatch>) -> S3Result<PublishMode> {
     match (if_match, if_none_match) {
         (None, None) => Ok(PublishMode::Overwrite),
         (None, Some(ETagCondition::Any)) => Ok(PublishMode::CreateOnly),
-        (None, Some(_)) => Err(s3_error!(
-            NotImplemented,
-            "If-None-Match on writes supports only '*'"
-        )),
+        (None, Some(_)) => Err(s3_error!(NotImplemented, "If-None-Match on writes supports only '*'")),
         (Some(ETagCondition::Any), None) => Ok(PublishMode::IfMatch("*".into())),
         (Some(ETagCondition::ETag(e)), None) => Ok(PublishMode::IfMatch(e.value().to_owned())),
-        (Some(_), Some(_)) => Err(s3_error!(
-            InvalidRequest,
-            "If-Match and If-None-Match cannot be combined on a write"
-        )),
+        (Some(_), Some(_)) => {
+            Err(s3_error!(InvalidRequest, "If-Match and If-None-Match cannot be combined on a write"))
+        }
     }
 }
 
@@ -242,18 +207,12 @@ macro_rules! set_checksum_fields {
 }
 pub(crate) use set_checksum_fields;
 
-pub async fn put_object(
-    s: &Strait,
-    req: S3Request<PutObjectInput>,
-) -> S3Result<S3Response<PutObjectOutput>> {
+pub async fn put_object(s: &Strait, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let i = &req.input;
     let key = parse_key(&i.key)?;
     let bucket = s.bucket(&i.bucket).await?;
     if i.write_offset_bytes.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "appends (x-amz-write-offset-bytes) are not supported"
-        ));
+        return Err(s3_error!(NotImplemented, "appends (x-amz-write-offset-bytes) are not supported"));
     }
     let mut meta = object_meta(MetaFields {
         content_type: i.content_type.as_ref(),
@@ -278,11 +237,7 @@ pub async fn put_object(
             ],
         },
     )?;
-    let md5 = i
-        .content_md5
-        .as_deref()
-        .map(decode_content_md5)
-        .transpose()?;
+    let md5 = i.content_md5.as_deref().map(decode_content_md5).transpose()?;
     let mode = publish_mode(i.if_match.as_ref(), i.if_none_match.as_ref())?;
     let mut req = req;
     let body = req.input.body.take();
@@ -291,10 +246,7 @@ pub async fn put_object(
         let sink = super::io::StageSink::default();
         let (_, size, d) = write_body(sink, body, exp.algo(), 0).await.map_err(|e| {
             if e.code() == &s3s::S3ErrorCode::EntityTooLarge {
-                s3_error!(
-                    InvalidRequest,
-                    "A directory-marker key (ending in '/') must have an empty body"
-                )
+                s3_error!(InvalidRequest, "A directory-marker key (ending in '/') must have an empty body")
             } else {
                 e
             }
@@ -305,15 +257,11 @@ pub async fn put_object(
     } else {
         let k = key.clone();
         let staging = fs(move || bucket.stage(&k)).await?;
-        let (staging, _size, d) =
-            write_body(staging, body, exp.algo(), s.limits.object_size_bytes_max).await?;
+        let (staging, _size, d) = write_body(staging, body, exp.algo(), s.limits.object_size_bytes_max).await?;
         seal(&mut meta, &d, md5.as_ref(), expected_value(&req, &exp)?)?;
         fs(move || staging.publish(meta, &mode)).await?
     };
-    let mut out = PutObjectOutput {
-        e_tag: Some(ETag::Strong(meta.etag.clone())),
-        ..Default::default()
-    };
+    let mut out = PutObjectOutput { e_tag: Some(ETag::Strong(meta.etag.clone())), ..Default::default() };
     set_checksum_fields!(out, meta.checksum.as_ref());
     Ok(S3Response::new(out))
 }

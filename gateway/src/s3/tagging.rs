@@ -12,30 +12,18 @@ pub const TAG_VALUE_CHARS_MAX: usize = 256;
 /// Validate a tag set as AWS does (InvalidTag).
 pub fn validate_tags(tags: &[(String, String)]) -> S3Result<()> {
     if tags.len() > TAGS_PER_OBJECT_MAX {
-        return Err(s3_error!(
-            InvalidTag,
-            "Object tags cannot be greater than {TAGS_PER_OBJECT_MAX}"
-        ));
+        return Err(s3_error!(InvalidTag, "Object tags cannot be greater than {TAGS_PER_OBJECT_MAX}"));
     }
     let mut seen = std::collections::HashSet::new();
     for (k, v) in tags {
         if k.is_empty() || k.chars().count() > TAG_KEY_CHARS_MAX {
-            return Err(s3_error!(
-                InvalidTag,
-                "The TagKey you have provided is invalid"
-            ));
+            return Err(s3_error!(InvalidTag, "The TagKey you have provided is invalid"));
         }
         if v.chars().count() > TAG_VALUE_CHARS_MAX {
-            return Err(s3_error!(
-                InvalidTag,
-                "The TagValue you have provided is invalid"
-            ));
+            return Err(s3_error!(InvalidTag, "The TagValue you have provided is invalid"));
         }
         if !seen.insert(k) {
-            return Err(s3_error!(
-                InvalidTag,
-                "Cannot provide multiple Tags with the same key"
-            ));
+            return Err(s3_error!(InvalidTag, "Cannot provide multiple Tags with the same key"));
         }
     }
     Ok(())
@@ -64,27 +52,11 @@ pub async fn get_object_tagging(
     let key = parse_key(&req.input.key)?;
     let bucket = s.bucket(&req.input.bucket).await?;
     let obj = fs(move || bucket.open_object(&key)).await?;
-    let tag_set = obj
-        .meta
-        .tags
-        .into_iter()
-        .map(|(k, v)| Tag {
-            key: Some(k),
-            value: Some(v),
-        })
-        .collect();
-    Ok(S3Response::new(GetObjectTaggingOutput {
-        tag_set,
-        version_id: None,
-    }))
+    let tag_set = obj.meta.tags.into_iter().map(|(k, v)| Tag { key: Some(k), value: Some(v) }).collect();
+    Ok(S3Response::new(GetObjectTaggingOutput { tag_set, version_id: None }))
 }
 
-async fn set_tags(
-    s: &Strait,
-    bucket: &str,
-    key: &str,
-    tags: Vec<(String, String)>,
-) -> S3Result<()> {
+async fn set_tags(s: &Strait, bucket: &str, key: &str, tags: Vec<(String, String)>) -> S3Result<()> {
     let key = parse_key(key)?;
     let bucket = s.bucket(bucket).await?;
     fs(move || {
@@ -105,12 +77,7 @@ pub async fn put_object_tagging(
         .tagging
         .tag_set
         .iter()
-        .map(|t| {
-            (
-                t.key.clone().unwrap_or_default(),
-                t.value.clone().unwrap_or_default(),
-            )
-        })
+        .map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default()))
         .collect();
     validate_tags(&tags)?;
     set_tags(s, &req.input.bucket, &req.input.key, tags).await?;
@@ -122,10 +89,7 @@ pub async fn delete_object_tagging(
     req: S3Request<DeleteObjectTaggingInput>,
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
     set_tags(s, &req.input.bucket, &req.input.key, Vec::new()).await?;
-    Ok(S3Response::with_status(
-        DeleteObjectTaggingOutput::default(),
-        http::StatusCode::NO_CONTENT,
-    ))
+    Ok(S3Response::with_status(DeleteObjectTaggingOutput::default(), http::StatusCode::NO_CONTENT))
 }
 
 #[cfg(test)]
@@ -135,14 +99,7 @@ mod tests {
     #[test]
     fn tagging_header() {
         let t = parse_tagging_header("a=1&b%20c=x%2By&empty=").unwrap();
-        assert_eq!(
-            t,
-            vec![
-                ("a".into(), "1".into()),
-                ("b c".into(), "x+y".into()),
-                ("empty".into(), "".into())
-            ]
-        );
+        assert_eq!(t, vec![("a".into(), "1".into()), ("b c".into(), "x+y".into()), ("empty".into(), "".into())]);
         assert!(parse_tagging_header("a=1&a=2").is_err());
         let many: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
         assert!(parse_tagging_header(&many.join("&")).is_err());
