@@ -3,7 +3,7 @@
 # for bindgen. Debian's librocksdb-dev (7.8) is too old for the rocksdb crate, so RocksDB is
 # built from the bundled sources.
 set -euo pipefail
-pkgs=(build-essential pkg-config libclang1-14 libclang-common-14-dev ca-certificates)
+pkgs=(build-essential pkg-config libclang1-14 libclang-common-14-dev ca-certificates openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

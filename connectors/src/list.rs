@@ -93,6 +93,15 @@ pub fn list(bucket: &Bucket, q: &ListQuery<'_>) -> Result<ListPage> {
         Err(_) => return Ok(w.page),
     };
     let dir_prefix = if start_rel.is_empty() { String::new() } else { format!("{start_rel}/") };
+    // The start directory may itself be a marker object (`a/b/` for prefix `a/b/...`).
+    if !start_rel.is_empty() && w.subtree_wanted(&dir_prefix) {
+        if let Some(meta) = marker_meta(&dir)? {
+            let st = rustix::fs::fstat(&dir).ctx(|| "fstat dir".into())?;
+            if w.offer(dir_prefix.clone(), meta, fsutil::mtime_ns(&st)) == Flow::Stop {
+                return Ok(w.page);
+            }
+        }
+    }
     w.walk(&dir, &dir_prefix)?;
     Ok(w.page)
 }

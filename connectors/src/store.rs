@@ -286,7 +286,7 @@ impl Bucket {
         let existing = fsutil::stat_beneath(&*self.fd, key.path());
         if let Ok(st) = &existing {
             if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-                return Err(ConnectorError::ExistingIsDirectory(format!("{} is an object", key.path())));
+                return Err(ConnectorError::ParentIsFile(format!("{} is an object", key.path())));
             }
         }
         let dir = fsutil::ensure_dirs(&*self.fd, key.path())?;

@@ -59,29 +59,38 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// The headers the request's signature covers (header auth or presigned URL).
-fn signed_headers(cx: &S3AccessContext<'_>) -> Option<Vec<String>> {
-    if let Some(auth) = cx.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+/// Whether `name` (lower case) is among the signed headers of a SigV4 request.
+pub fn header_is_signed(headers: &http::HeaderMap, uri: &http::Uri, name: &str) -> bool {
+    signed_header_list(headers, uri).is_some_and(|l| l.iter().any(|h| h == name))
+}
+
+fn signed_header_list(headers: &http::HeaderMap, uri: &http::Uri) -> Option<Vec<String>> {
+    if let Some(auth) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let sh = auth.split(',').find_map(|part| part.trim().strip_prefix("SignedHeaders="))?;
         return Some(sh.split(';').map(|s| s.trim().to_ascii_lowercase()).collect());
     }
-    let q = cx.uri().query()?;
-    let sh = query_param(q, "X-Amz-SignedHeaders")?;
+    let sh = query_param(uri.query()?, "X-Amz-SignedHeaders")?;
     let sh = urlencoding::decode(sh).ok()?;
     Some(sh.split(';').map(|s| s.trim().to_ascii_lowercase()).collect())
 }
 
-fn is_sigv2(cx: &S3AccessContext<'_>) -> bool {
-    let header = cx
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.starts_with("AWS "));
-    let query = cx
-        .uri()
+/// The headers the request's signature covers (header auth or presigned URL).
+fn signed_headers(cx: &S3AccessContext<'_>) -> Option<Vec<String>> {
+    signed_header_list(cx.headers(), cx.uri())
+}
+
+/// Whether a request is signed with SigV2 (header `AWS key:sig` or presigned `AWSAccessKeyId`).
+pub fn is_sigv2_request(headers: &http::HeaderMap, uri: &http::Uri) -> bool {
+    let header =
+        headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).is_some_and(|a| a.starts_with("AWS "));
+    let query = uri
         .query()
         .is_some_and(|q| query_param(q, "AWSAccessKeyId").is_some() && query_param(q, "Signature").is_some());
     header || query
+}
+
+fn is_sigv2(cx: &S3AccessContext<'_>) -> bool {
+    is_sigv2_request(cx.headers(), cx.uri())
 }
 
 fn presign_expires<'a>(cx: &'a S3AccessContext<'_>) -> Option<&'a str> {

@@ -191,7 +191,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         eprintln!("strait: listening on {scheme}://{addr}");
         server::serve(
             listener,
-            service,
+            server::Front { inner: service, allow_sigv2: cfg.allow_sigv2 },
             tls,
             cfg.limits.connections_max,
             std::time::Duration::from_secs(cfg.limits.shutdown_grace_secs),

@@ -34,10 +34,71 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
+/// Set by an operation in its response extensions: the HTTP status to answer with (s3s 0.14
+/// ignores `S3Response::status` for typed operations).
+#[derive(Clone, Copy, Debug)]
+pub struct StatusOverride(pub http::StatusCode);
+
+/// The front of the service: checks that must happen before s3s verifies a signature.
+#[derive(Clone)]
+pub struct Front {
+    pub inner: S3Service,
+    pub allow_sigv2: bool,
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
+    type Response = s3s::HttpResponse;
+    type Error = s3s::HttpError;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        if !self.allow_sigv2 && crate::auth::is_sigv2_request(req.headers(), req.uri()) {
+            // Refused before s3s tries to verify it: the client learns why, not "signature mismatch".
+            let err = s3s::s3_error!(
+                InvalidRequest,
+                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+            );
+            return Box::pin(async move { err.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e))) });
+        }
+        // botocore before 1.43.77 sends `Expect: 100-continue` on empty PUTs and, when the final
+        // response comes without an interim 100, misparses the next response on that pooled
+        // connection (a read-timeout stall; boto/botocore#3755). Closing such connections
+        // after the response keeps older clients working at the cost of one reconnect.
+        let mut req = req;
+        // AWS ignores a Range header it cannot parse and serves the whole object; s3s would
+        // refuse the request, so such a header is dropped here.
+        // A signed Range header cannot be dropped without breaking the signature: that case
+        // keeps s3s's 400 InvalidArgument (a documented deviation).
+        if let Some(r) = req.headers().get(http::header::RANGE) {
+            let malformed = r.to_str().map_or(true, |v| s3s::dto::Range::parse(v).is_err());
+            if malformed && !crate::auth::header_is_signed(req.headers(), req.uri(), "range") {
+                req.headers_mut().remove(http::header::RANGE);
+            }
+        }
+        let close_after = is_empty_expect_continue(req.headers());
+        let fut = hyper::service::Service::call(&self.inner, req);
+        Box::pin(async move {
+            let mut resp = fut.await?;
+            if let Some(StatusOverride(s)) = resp.extensions().get::<StatusOverride>().copied() {
+                *resp.status_mut() = s;
+            }
+            if close_after {
+                resp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
+            Ok(resp)
+        })
+    }
+}
+
+fn is_empty_expect_continue(h: &http::HeaderMap) -> bool {
+    let expect = h.get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    expect && h.get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0")
+}
+
 /// Serve until SIGTERM/SIGINT, then let in-flight requests finish for up to `grace`.
 pub async fn serve(
     listener: TcpListener,
-    service: S3Service,
+    service: Front,
     tls: Option<TlsAcceptor>,
     connections_max: usize,
     grace: Duration,
@@ -87,7 +148,7 @@ pub async fn serve(
     Ok(())
 }
 
-async fn serve_conn<I>(io: I, service: S3Service, graceful: &GracefulShutdown)
+async fn serve_conn<I>(io: I, service: Front, graceful: &GracefulShutdown)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {

@@ -90,7 +90,8 @@ def test_multipart_invalid_part_missing_number(s3, bucket, blobs):
 
 def test_multipart_invalid_part_order(s3, bucket, blobs):
     uid = start(s3, bucket)
-    parts = upload(s3, bucket, "mp", uid, {1: blobs[0], 2: blobs[2]})
+    # Both parts are >= 5 MiB so that no size rule can fire first.
+    parts = upload(s3, bucket, "mp", uid, {1: blobs[0], 2: blobs[1]})
     with s3_error(400, "InvalidPartOrder"):
         complete(s3, bucket, "mp", uid, list(reversed(parts)))
 

@@ -337,8 +337,17 @@ def test_get_range_empty_object(s3, bucket):
         s3.get_object(Bucket=bucket, Key="empty", Range="bytes=0-0")
 
 
-def test_get_range_malformed_ignored(raw, ranged):
-    # An unparseable Range header is ignored (RFC 9110): the whole object, 200.
+def test_get_range_malformed_unsigned_ignored(raw, ranged):
+    # An unparseable Range header is ignored (RFC 9110, and AWS): the whole object, 200.
+    r = raw.get(key_path(ranged, "r"), unsigned_headers={"Range": "bytes=abc"})
+    assert r.status == 200, r
+    assert r.body == BODY
+
+
+@pytest.mark.xfail(strict=True, reason="Strait deviation: s3s 0.14 parses Range before Strait sees it, "
+                   "and a signed Range header cannot be dropped without breaking the signature; "
+                   "answered 400 InvalidArgument instead of AWS's 200")
+def test_get_range_malformed_signed_ignored(raw, ranged):
     r = raw.get(key_path(ranged, "r"), headers={"Range": "bytes=abc"})
     assert r.status == 200, r
     assert r.body == BODY
@@ -352,9 +361,10 @@ def test_head_range(raw, ranged):
 
 
 def test_get_part_number_single_part_object(raw, ranged):
-    # partNumber=1 of an object not uploaded in parts is the whole object.
+    # partNumber=1 of an object not uploaded in parts is the whole object, as a 206 range.
     r = raw.get(key_path(ranged, "r"), query={"partNumber": "1"})
-    assert r.status in (200, 206), r
+    assert r.status == 206, r
+    assert r.header("Content-Range") == "bytes 0-99/100"
     assert r.body == BODY
 
 

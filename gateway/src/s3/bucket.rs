@@ -9,7 +9,18 @@ fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Names AWS reserves beyond the syntax s3s checks (prefixes and suffixes of access points,
+/// Object Lambda, multi-region and directory buckets).
+fn reserved_bucket_name(name: &str) -> bool {
+    const PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
+    const SUFFIXES: [&str; 4] = ["-s3alias", "--ol-s3", ".mrap", "--x-s3"];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
 pub async fn create_bucket(s: &Strait, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+    if reserved_bucket_name(&req.input.bucket) {
+        return Err(s3s::s3_error!(InvalidBucketName, "The specified bucket is not valid."));
+    }
     let store = s.store.clone();
     let name = req.input.bucket.clone();
     fs(move || store.create_bucket(&name, &now_unix().to_string())).await?;

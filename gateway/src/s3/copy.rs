@@ -47,6 +47,16 @@ pub async fn copy_object(s: &Strait, req: S3Request<CopyObjectInput>) -> S3Resul
         if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
     };
     let (src_key, src) = open_source(s, &i.copy_source, &conds).await?;
+    for (name, d) in [
+        ("x-amz-metadata-directive", i.metadata_directive.as_ref().map(|d| d.as_str())),
+        ("x-amz-tagging-directive", i.tagging_directive.as_ref().map(|d| d.as_str())),
+    ] {
+        if let Some(d) = d {
+            if d != "COPY" && d != "REPLACE" {
+                return Err(s3_error!(InvalidArgument, "Unknown {name}: {d}"));
+            }
+        }
+    }
     let replace_meta = i.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     let replace_tags = i.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
     let same = source(&i.copy_source)?.0 == i.bucket && src_key == dst_key;

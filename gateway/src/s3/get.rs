@@ -108,14 +108,9 @@ fn slice(meta: &ObjectMeta, size: u64, range: Option<&Range>, part_number: Optio
             if n != 1 {
                 return Err(invalid_part_number());
             }
-            return Ok(Slice {
-                offset: 0,
-                len: size,
-                content_range: None,
-                parts_count,
-                part_checksum: None,
-                whole: true,
-            });
+            // Part 1 of a single-part object is the whole object, answered as a 206 range.
+            let content_range = (size > 0).then(|| format!("bytes 0-{}/{}", size - 1, size));
+            return Ok(Slice { offset: 0, len: size, content_range, parts_count, part_checksum: None, whole: true });
         }
         if n > meta.part_sizes.len() {
             return Err(invalid_part_number());
@@ -273,7 +268,8 @@ pub async fn head_object(s: &Strait, req: S3Request<HeadObjectInput>) -> S3Resul
     }
     let mut resp = S3Response::new(out);
     if sl.content_range.is_some() {
-        resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
+        // s3s 0.14 sets 206 for GetObject only; the front service applies this for HEAD.
+        resp.extensions.insert(crate::server::StatusOverride(http::StatusCode::PARTIAL_CONTENT));
     }
     Ok(resp)
 }

@@ -159,6 +159,7 @@ pub struct MetaFields<'a> {
 
 pub fn object_meta(f: MetaFields<'_>) -> S3Result<ObjectMeta> {
     Ok(ObjectMeta {
+        v: strait_connectors::meta::META_VERSION,
         content_type: f.content_type.cloned(),
         content_encoding: stored_content_encoding(f.content_encoding),
         content_disposition: f.content_disposition.cloned(),

@@ -12,7 +12,13 @@ pub const TAG_VALUE_CHARS_MAX: usize = 256;
 /// Validate a tag set as AWS does (InvalidTag).
 pub fn validate_tags(tags: &[(String, String)]) -> S3Result<()> {
     if tags.len() > TAGS_PER_OBJECT_MAX {
-        return Err(s3_error!(InvalidTag, "Object tags cannot be greater than {TAGS_PER_OBJECT_MAX}"));
+        // AWS answers this one with the generic BadRequest code.
+        let mut e = s3s::S3Error::with_message(
+            s3s::S3ErrorCode::Custom("BadRequest".into()),
+            format!("Object tags cannot be greater than {TAGS_PER_OBJECT_MAX}"),
+        );
+        e.set_status_code(http::StatusCode::BAD_REQUEST);
+        return Err(e);
     }
     let mut seen = std::collections::HashSet::new();
     for (k, v) in tags {
