@@ -1,0 +1,1 @@
+//! Only tests: see tests/object_store_client.rs.
