@@ -76,9 +76,12 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
             }
         }
         let close_after = is_empty_expect_continue(req.headers());
+        let request_id = RequestId::new();
+        req.extensions_mut().insert(request_id.clone());
         let fut = hyper::service::Service::call(&self.inner, req);
         Box::pin(async move {
             let mut resp = fut.await?;
+            stamp_request_id(&mut resp, &request_id).await;
             if let Some(StatusOverride(s)) = resp.extensions().get::<StatusOverride>().copied() {
                 *resp.status_mut() = s;
             }
@@ -88,6 +91,48 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
             Ok(resp)
         })
     }
+}
+
+/// A request's id: answered in `x-amz-request-id` and inside error bodies (`<RequestId>`).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    fn new() -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
+        Self(format!("{:012X}{:06X}", t as u64 & 0xFFFF_FFFF_FFFF, n & 0xFF_FFFF))
+    }
+}
+
+/// Largest error body rewritten to carry the request id (S3 error documents are small).
+const ERROR_BODY_BYTES_MAX: usize = 64 << 10;
+
+async fn stamp_request_id(resp: &mut s3s::HttpResponse, id: &RequestId) {
+    if let Ok(v) = http::HeaderValue::from_str(&id.0) {
+        resp.headers_mut().insert("x-amz-request-id", v.clone());
+        resp.headers_mut().insert("x-amz-id-2", v);
+    }
+    if resp.status().as_u16() < 400 {
+        return;
+    }
+    let body = std::mem::take(resp.body_mut());
+    let mut body = body;
+    let Ok(bytes) = body.store_all_limited(ERROR_BODY_BYTES_MAX).await else { return };
+    let text = String::from_utf8_lossy(&bytes);
+    let new = match text.rfind("</Error>") {
+        Some(i) if !text.contains("<RequestId>") => {
+            format!("{}<RequestId>{}</RequestId>{}", &text[..i], id.0, &text[i..])
+        }
+        _ => text.into_owned(),
+    };
+    resp.headers_mut().remove(http::header::CONTENT_LENGTH);
+    if !new.is_empty() {
+        resp.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(new.len()));
+    }
+    *resp.body_mut() = s3s::Body::from(new);
 }
 
 fn is_empty_expect_continue(h: &http::HeaderMap) -> bool {
