@@ -149,3 +149,49 @@ impl S3Access for Gate {
         self.check_request(cx)
     }
 }
+
+/// Virtual-hosted-style addressing: `bucket.DOMAIN[:port]` names a bucket; `DOMAIN[:port]`, an IP
+/// address or any other host is path-style (clients that address the gateway by another name,
+/// such as `localhost`, keep working).
+pub struct Domains {
+    pub domains: Vec<String>,
+}
+
+impl s3s::host::S3Host for Domains {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<s3s::host::VirtualHost<'a>> {
+        let name = match host.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => host,
+        };
+        for d in &self.domains {
+            if name.eq_ignore_ascii_case(d) {
+                return Ok(s3s::host::VirtualHost::new(d.as_str()));
+            }
+            if let Some(bucket) = name.strip_suffix(d.as_str()).and_then(|b| b.strip_suffix('.')) {
+                if !bucket.is_empty() {
+                    return Ok(s3s::host::VirtualHost::new(d.as_str()).with_bucket(bucket));
+                }
+            }
+        }
+        Ok(s3s::host::VirtualHost::new(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use s3s::host::S3Host;
+
+    #[test]
+    fn virtual_hosts() {
+        let d = Domains { domains: vec!["s3.example.test".into()] };
+        let b = |h: &str| d.parse_host_header(h).unwrap().bucket().map(str::to_owned);
+        assert_eq!(b("bkt.s3.example.test"), Some("bkt".into()));
+        assert_eq!(b("bkt.s3.example.test:9000"), Some("bkt".into()));
+        assert_eq!(b("my.dotted.bkt.s3.example.test"), Some("my.dotted.bkt".into()));
+        assert_eq!(b("s3.example.test:9000"), None);
+        assert_eq!(b("localhost:9000"), None);
+        assert_eq!(b("127.0.0.1:9000"), None);
+        assert_eq!(b("evil-s3.example.test"), None);
+    }
+}

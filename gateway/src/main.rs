@@ -173,7 +173,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     s3cfg.xml_max_body_size = cfg.limits.xml_body_bytes_max;
     b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3cfg))));
     if !cfg.domains.is_empty() {
-        b.set_host(s3s::host::MultiDomain::new(&cfg.domains).map_err(|e| format!("--domain: {e}"))?);
+        b.set_host(auth::Domains { domains: cfg.domains.clone() });
     }
     let service = b.build();
     let tls = match &cfg.tls {
