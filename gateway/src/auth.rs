@@ -146,6 +146,14 @@ impl Gate {
 #[async_trait::async_trait]
 impl S3Access for Gate {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let op = cx.s3_op().name().to_owned();
+        let principal = cx.credentials().map(|c| c.access_key.clone());
+        if let Some(info) = cx.extensions_mut().get::<std::sync::Arc<crate::access_log::ReqInfo>>() {
+            let _ = info.operation.set(op);
+            if let Some(p) = principal {
+                let _ = info.principal.set(p);
+            }
+        }
         self.check_request(cx)
     }
 }

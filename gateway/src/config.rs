@@ -49,6 +49,8 @@ pub struct ServerFile {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub allow_sigv2: bool,
+    /// Access log destination: a file path, or `-` for standard output.
+    pub access_log: Option<String>,
 }
 
 /// The whole file.
@@ -69,6 +71,7 @@ pub struct Config {
     pub domains: Vec<String>,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub allow_sigv2: bool,
+    pub access_log: Option<String>,
     pub limits: Limits,
 }
 
@@ -82,6 +85,7 @@ pub struct Overrides {
     pub domains: Vec<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub access_log: Option<String>,
 }
 
 pub fn load_file(path: &std::path::Path) -> Result<ConfigFile, String> {
@@ -119,6 +123,7 @@ impl Config {
             domains,
             tls,
             allow_sigv2: s.allow_sigv2,
+            access_log: o.access_log.or(s.access_log),
             limits: file.limits,
         })
     }

@@ -1,5 +1,6 @@
 //! `strait`: an S3 gateway over (parallel) POSIX file systems.
 
+mod access_log;
 mod auth;
 mod config;
 mod s3;
@@ -56,6 +57,9 @@ struct ServeArgs {
     /// Region reported by GetBucketLocation (signatures are accepted for any region).
     #[arg(long)]
     region: Option<String>,
+    /// Write an access log of JSON lines to FILE (`-`: standard output).
+    #[arg(long)]
+    access_log: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -152,6 +156,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             domains: args.domains,
             tls_cert: args.tls_cert,
             tls_key: args.tls_key,
+            access_log: args.access_log,
         },
     )?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
@@ -176,6 +181,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         b.set_host(auth::Domains { domains: cfg.domains.clone() });
     }
     let service = b.build();
+    let access_log = match cfg.access_log.as_deref() {
+        Some(dest) => Some(access_log::AccessLog::open(dest).map_err(|e| format!("access log {dest}: {e}"))?),
+        None => None,
+    };
     let tls = match &cfg.tls {
         Some((c, k)) => Some(server::tls_acceptor(c, k)?),
         None => None,
@@ -191,7 +200,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         eprintln!("strait: listening on {scheme}://{addr}");
         server::serve(
             listener,
-            server::Front { inner: service, allow_sigv2: cfg.allow_sigv2 },
+            server::Front { inner: service, allow_sigv2: cfg.allow_sigv2, access_log, peer: None },
             tls,
             cfg.limits.connections_max,
             std::time::Duration::from_secs(cfg.limits.shutdown_grace_secs),

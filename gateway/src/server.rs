@@ -44,6 +44,9 @@ pub struct StatusOverride(pub http::StatusCode);
 pub struct Front {
     pub inner: S3Service,
     pub allow_sigv2: bool,
+    pub access_log: Option<Arc<crate::access_log::AccessLog>>,
+    /// The TCP peer of this connection (set per connection).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
@@ -77,11 +80,18 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
         }
         let close_after = is_empty_expect_continue(req.headers());
         let request_id = RequestId::new();
+        let info = Arc::new(crate::access_log::ReqInfo::default());
         req.extensions_mut().insert(request_id.clone());
+        req.extensions_mut().insert(info.clone());
+        let started = std::time::Instant::now();
+        let log = self.access_log.clone().map(|l| (l, LogHead::of(&req, self.peer)));
         let fut = hyper::service::Service::call(&self.inner, req);
         Box::pin(async move {
             let mut resp = fut.await?;
-            stamp_request_id(&mut resp, &request_id).await;
+            let error_code = stamp_request_id(&mut resp, &request_id).await;
+            if let Some((log, head)) = log {
+                head.write(&log, &request_id, &info, &resp, error_code.as_deref(), started);
+            }
             if let Some(StatusOverride(s)) = resp.extensions().get::<StatusOverride>().copied() {
                 *resp.status_mut() = s;
             }
@@ -110,18 +120,74 @@ impl RequestId {
 /// Largest error body rewritten to carry the request id (S3 error documents are small).
 const ERROR_BODY_BYTES_MAX: usize = 64 << 10;
 
-async fn stamp_request_id(resp: &mut s3s::HttpResponse, id: &RequestId) {
+/// What the access log needs from the request, taken before it is handed to s3s.
+struct LogHead {
+    method: String,
+    path: String,
+    query: Option<String>,
+    remote: Option<String>,
+    bytes_in: Option<u64>,
+}
+
+impl LogHead {
+    fn of(req: &http::Request<hyper::body::Incoming>, peer: Option<std::net::SocketAddr>) -> Self {
+        Self {
+            method: req.method().to_string(),
+            path: req.uri().path().to_owned(),
+            query: req.uri().query().map(str::to_owned),
+            remote: peer.map(|p| p.to_string()),
+            bytes_in: content_length(req.headers()),
+        }
+    }
+
+    fn write(
+        &self,
+        log: &crate::access_log::AccessLog,
+        id: &RequestId,
+        info: &crate::access_log::ReqInfo,
+        resp: &s3s::HttpResponse,
+        error_code: Option<&str>,
+        started: std::time::Instant,
+    ) {
+        log.write(&crate::access_log::Record {
+            time: crate::access_log::now_rfc3339(),
+            request_id: &id.0,
+            remote: self.remote.clone(),
+            method: &self.method,
+            path: &self.path,
+            query: self.query.as_deref(),
+            operation: info.operation.get().map(String::as_str),
+            principal: info.principal.get().map(String::as_str),
+            status: resp.status().as_u16(),
+            error_code,
+            bytes_in: self.bytes_in,
+            bytes_out: content_length(resp.headers()),
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        });
+    }
+}
+
+fn content_length(h: &http::HeaderMap) -> Option<u64> {
+    h.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
+/// Stamp the request id on the response (header, and inside an error body); return the S3
+/// error code of an error response.
+async fn stamp_request_id(resp: &mut s3s::HttpResponse, id: &RequestId) -> Option<String> {
     if let Ok(v) = http::HeaderValue::from_str(&id.0) {
         resp.headers_mut().insert("x-amz-request-id", v.clone());
         resp.headers_mut().insert("x-amz-id-2", v);
     }
     if resp.status().as_u16() < 400 {
-        return;
+        return None;
     }
-    let body = std::mem::take(resp.body_mut());
-    let mut body = body;
-    let Ok(bytes) = body.store_all_limited(ERROR_BODY_BYTES_MAX).await else { return };
+    let mut body = std::mem::take(resp.body_mut());
+    let Ok(bytes) = body.store_all_limited(ERROR_BODY_BYTES_MAX).await else { return None };
     let text = String::from_utf8_lossy(&bytes);
+    let code = text.find("<Code>").and_then(|i| {
+        let rest = &text[i + 6..];
+        rest.find("</Code>").map(|j| rest[..j].to_owned())
+    });
     let new = match text.rfind("</Error>") {
         Some(i) if !text.contains("<RequestId>") => {
             format!("{}<RequestId>{}</RequestId>{}", &text[..i], id.0, &text[i..])
@@ -133,6 +199,7 @@ async fn stamp_request_id(resp: &mut s3s::HttpResponse, id: &RequestId) {
         resp.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(new.len()));
     }
     *resp.body_mut() = s3s::Body::from(new);
+    code.or_else(|| Some(resp.status().as_u16().to_string()))
 }
 
 fn is_empty_expect_continue(h: &http::HeaderMap) -> bool {
@@ -170,7 +237,8 @@ pub async fn serve(
             _ = tokio::signal::ctrl_c() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = service.clone();
+        let mut service = service.clone();
+        service.peer = Some(peer);
         let tls = tls.clone();
         let graceful = graceful.clone();
         tokio::spawn(async move {
