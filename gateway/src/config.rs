@@ -51,6 +51,8 @@ pub struct ServerFile {
     pub allow_sigv2: bool,
     /// Access log destination: a file path, or `-` for standard output.
     pub access_log: Option<String>,
+    /// Address of the admin listener (/metrics, /health/live, /health/ready).
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// The whole file.
@@ -72,6 +74,7 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub allow_sigv2: bool,
     pub access_log: Option<String>,
+    pub admin_listen: Option<SocketAddr>,
     pub limits: Limits,
 }
 
@@ -86,6 +89,7 @@ pub struct Overrides {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub access_log: Option<String>,
+    pub admin_listen: Option<SocketAddr>,
 }
 
 pub fn load_file(path: &std::path::Path) -> Result<ConfigFile, String> {
@@ -124,6 +128,7 @@ impl Config {
             tls,
             allow_sigv2: s.allow_sigv2,
             access_log: o.access_log.or(s.access_log),
+            admin_listen: o.admin_listen.or(s.admin_listen),
             limits: file.limits,
         })
     }

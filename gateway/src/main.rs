@@ -1,8 +1,10 @@
 //! `strait`: an S3 gateway over (parallel) POSIX file systems.
 
 mod access_log;
+mod admin;
 mod auth;
 mod config;
+mod metrics;
 mod s3;
 mod server;
 
@@ -57,6 +59,9 @@ struct ServeArgs {
     /// Region reported by GetBucketLocation (signatures are accepted for any region).
     #[arg(long)]
     region: Option<String>,
+    /// Serve /metrics, /health/live and /health/ready on this address.
+    #[arg(long)]
+    admin_listen: Option<std::net::SocketAddr>,
     /// Write an access log of JSON lines to FILE (`-`: standard output).
     #[arg(long)]
     access_log: Option<String>,
@@ -157,6 +162,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             tls_cert: args.tls_cert,
             tls_key: args.tls_key,
             access_log: args.access_log,
+            admin_listen: args.admin_listen,
         },
     )?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
@@ -181,6 +187,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         b.set_host(auth::Domains { domains: cfg.domains.clone() });
     }
     let service = b.build();
+    let metrics = Arc::new(metrics::Metrics::new());
+    let admin = admin::Admin { metrics: metrics.clone(), root: cfg.root.clone(), state_dir: cfg.state_dir.clone() };
     let access_log = match cfg.access_log.as_deref() {
         Some(dest) => Some(access_log::AccessLog::open(dest).map_err(|e| format!("access log {dest}: {e}"))?),
         None => None,
@@ -195,12 +203,17 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let listener =
             tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| format!("listen {}: {e}", cfg.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        if let Some(a) = cfg.admin_listen {
+            let l = tokio::net::TcpListener::bind(a).await.map_err(|e| format!("admin listen {a}: {e}"))?;
+            eprintln!("strait: admin on http://{}", l.local_addr().map_err(|e| e.to_string())?);
+            tokio::spawn(admin.serve(l));
+        }
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!("strait: serving {} on {scheme}://{addr}", cfg.root.display());
         eprintln!("strait: listening on {scheme}://{addr}");
         server::serve(
             listener,
-            server::Front { inner: service, allow_sigv2: cfg.allow_sigv2, access_log, peer: None },
+            server::Front { inner: service, allow_sigv2: cfg.allow_sigv2, access_log, metrics, peer: None },
             tls,
             cfg.limits.connections_max,
             std::time::Duration::from_secs(cfg.limits.shutdown_grace_secs),

@@ -45,6 +45,7 @@ pub struct Front {
     pub inner: S3Service,
     pub allow_sigv2: bool,
     pub access_log: Option<Arc<crate::access_log::AccessLog>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The TCP peer of this connection (set per connection).
     pub peer: Option<std::net::SocketAddr>,
 }
@@ -85,10 +86,22 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
         req.extensions_mut().insert(info.clone());
         let started = std::time::Instant::now();
         let log = self.access_log.clone().map(|l| (l, LogHead::of(&req, self.peer)));
+        let bytes_in = content_length(req.headers());
+        let metrics = self.metrics.clone();
+        metrics.started();
         let fut = hyper::service::Service::call(&self.inner, req);
         Box::pin(async move {
-            let mut resp = fut.await?;
+            let mut resp = match fut.await {
+                Ok(r) => r,
+                Err(e) => {
+                    metrics.finished("", 500, Some("InternalError"), started.elapsed().as_secs_f64(), (bytes_in, None));
+                    return Err(e);
+                }
+            };
             let error_code = stamp_request_id(&mut resp, &request_id).await;
+            let op = info.operation.get().map(String::as_str).unwrap_or("");
+            let bytes = (bytes_in, content_length(resp.headers()));
+            metrics.finished(op, resp.status().as_u16(), error_code.as_deref(), started.elapsed().as_secs_f64(), bytes);
             if let Some((log, head)) = log {
                 head.write(&log, &request_id, &info, &resp, error_code.as_deref(), started);
             }
@@ -215,7 +228,7 @@ pub async fn serve(
     connections_max: usize,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let graceful = Arc::new(GracefulShutdown::new());
+    let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(connections_max));
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -240,34 +253,33 @@ pub async fn serve(
         let mut service = service.clone();
         service.peer = Some(peer);
         let tls = tls.clone();
-        let graceful = graceful.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
             match tls {
                 Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => serve_conn(TokioIo::new(s), service, &graceful).await,
+                    Ok(s) => serve_conn(TokioIo::new(s), service, watcher).await,
                     Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 },
-                None => serve_conn(TokioIo::new(stream), service, &graceful).await,
+                None => serve_conn(TokioIo::new(stream), service, watcher).await,
             }
         });
     }
     drop(listener);
     tracing::info!("shutting down: no new connections; waiting for in-flight requests");
-    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("shutdown grace period over; aborting remaining requests");
     }
     Ok(())
 }
 
-async fn serve_conn<I>(io: I, service: Front, graceful: &GracefulShutdown)
+async fn serve_conn<I>(io: I, service: Front, watcher: hyper_util::server::graceful::Watcher)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let builder = Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection(io, service);
-    let conn = graceful.watch(conn.into_owned());
+    let conn = watcher.watch(conn.into_owned());
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "connection ended with an error");
     }

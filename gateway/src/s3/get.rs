@@ -65,9 +65,10 @@ pub fn check_conditions(c: &Conditions<'_>, meta: &ObjectMeta, mtime_ns: i128, c
     Ok(())
 }
 
+/// A file time as an S3 timestamp. Sub-second precision is kept: listings show milliseconds,
+/// which `aws s3 sync` compares with local mtimes (HTTP-date headers show whole seconds).
 pub fn timestamp_ns(ns: i128) -> Timestamp {
-    let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(ns.div_euclid(1_000_000_000)).unwrap_or(0))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ns).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     Timestamp::from(t)
 }
 
