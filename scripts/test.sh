@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The one test command: system packages, test venv, cargo build + unit tests, end-to-end tests.
+# The one test command: system packages, test venv, cargo build + unit tests, end-to-end tests,
+# the conformance suite and its published matrix.
 # Idempotent: each phase does nothing it has already done on this machine.
 #
 #   bash scripts/test.sh [extra pytest args...]
@@ -35,7 +36,7 @@ summary() {
   local rc=$?
   echo "==> timings:"
   local i
-  for i in "${!phase_names[@]}"; do printf '    %-8s %5ss\n' "${phase_names[$i]}" "${phase_secs[$i]}"; done
+  for i in "${!phase_names[@]}"; do printf '    %-12s %5ss\n' "${phase_names[$i]}" "${phase_secs[$i]}"; done
   if [ "$rc" -ne 0 ] && [ -n "$current" ]; then echo "==> FAILED in phase [$current] (exit $rc)"; fi
   exit "$rc"
 }
@@ -91,5 +92,11 @@ export STRAIT_BIN="${STRAIT_BIN:-$CARGO_TARGET_DIR/debug/strait}"
 # The venv's bin first: aws, rclone and python of the pinned versions.
 export PATH="$venv/bin:$PATH"
 "$venv/bin/python" -m pytest tests/e2e -q -ra -p no:cacheprovider "$@"
+end
+
+# (e) conformance: the S3 suite against strait (HTTP and TLS) and moto, three sessions in
+# parallel, then the check that conformance/MATRIX.md is what this run renders --------------
+begin conformance
+"$venv/bin/python" conformance/matrix.py --check
 end
 current=""
