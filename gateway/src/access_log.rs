@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub struct ReqInfo {
     pub operation: OnceLock<String>,
     pub principal: OnceLock<String>,
+    pub bucket: OnceLock<String>,
+    pub key: OnceLock<String>,
 }
 
 /// One access-log line.

@@ -79,6 +79,62 @@ fn signed_headers(cx: &S3AccessContext<'_>) -> Option<Vec<String>> {
     signed_header_list(cx.headers(), cx.uri())
 }
 
+/// Refusals that must happen before s3s parses the signature, answered with AWS's codes.
+pub fn precheck(headers: &http::HeaderMap, uri: &http::Uri, allow_sigv2: bool) -> Option<S3Error> {
+    let bad = |code: &'static str, status: http::StatusCode, msg: &str| {
+        let mut e = S3Error::with_message(S3ErrorCode::Custom(code.into()), msg.to_owned());
+        e.set_status_code(status);
+        Some(e)
+    };
+    if !allow_sigv2 && is_sigv2_request(headers, uri) {
+        return Some(s3_error!(
+            InvalidRequest,
+            "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+        ));
+    }
+    let auth = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let query = uri.query().unwrap_or("");
+    let query_auth =
+        query_param(query, "X-Amz-Signature").is_some() || query_param(query, "X-Amz-Credential").is_some();
+    if auth.is_some() && query_auth {
+        return Some(s3_error!(InvalidArgument, "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified"));
+    }
+    if let Some(a) = auth.and_then(|a| a.strip_prefix("AWS4-HMAC-SHA256")) {
+        let has = |k: &str| a.split(',').any(|p| p.trim().strip_prefix(k).is_some_and(|v| !v.is_empty()));
+        let cred_ok =
+            a.split(',').find_map(|p| p.trim().strip_prefix("Credential=")).is_some_and(|c| c.split('/').count() == 5);
+        if !cred_ok || !has("SignedHeaders=") || !has("Signature=") {
+            return bad(
+                "AuthorizationHeaderMalformed",
+                http::StatusCode::BAD_REQUEST,
+                "The authorization header is malformed; it must have Credential=<key>/<date>/<region>/<service>/aws4_request, SignedHeaders= and Signature=.",
+            );
+        }
+        if !headers.contains_key("x-amz-date") && !headers.contains_key(http::header::DATE) {
+            return Some(s3_error!(AccessDenied, "AWS authentication requires a valid Date or x-amz-date header"));
+        }
+    }
+    if let Some(v) = headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()) {
+        let known = matches!(
+            v,
+            "UNSIGNED-PAYLOAD"
+                | "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+                | "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+                | "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+                | "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD"
+                | "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER"
+        );
+        let sha = v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit());
+        if !known && !sha {
+            return Some(s3_error!(
+                InvalidArgument,
+                "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER, or a valid sha256 value."
+            ));
+        }
+    }
+    None
+}
+
 /// Whether a request is signed with SigV2 (header `AWS key:sig` or presigned `AWSAccessKeyId`).
 pub fn is_sigv2_request(headers: &http::HeaderMap, uri: &http::Uri) -> bool {
     let header =
@@ -148,8 +204,19 @@ impl S3Access for Gate {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let op = cx.s3_op().name().to_owned();
         let principal = cx.credentials().map(|c| c.access_key.clone());
+        let (bucket, key) = match cx.s3_path() {
+            s3s::path::S3Path::Root => (None, None),
+            s3s::path::S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
+            s3s::path::S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
+        };
         if let Some(info) = cx.extensions_mut().get::<std::sync::Arc<crate::access_log::ReqInfo>>() {
             let _ = info.operation.set(op);
+            if let Some(b) = bucket {
+                let _ = info.bucket.set(b);
+            }
+            if let Some(k) = key {
+                let _ = info.key.set(k);
+            }
             if let Some(p) = principal {
                 let _ = info.principal.set(p);
             }

@@ -56,13 +56,16 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
     type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
-        if !self.allow_sigv2 && crate::auth::is_sigv2_request(req.headers(), req.uri()) {
-            // Refused before s3s tries to verify it: the client learns why, not "signature mismatch".
-            let err = s3s::s3_error!(
-                InvalidRequest,
-                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
-            );
-            return Box::pin(async move { err.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e))) });
+        if let Some(err) = crate::auth::precheck(req.headers(), req.uri(), self.allow_sigv2) {
+            // Refused before s3s parses the signature, with the error AWS gives for the mistake.
+            let id = RequestId::new();
+            let path = req.uri().path().to_owned();
+            return Box::pin(async move {
+                let mut resp = err.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e)))?;
+                let info = crate::access_log::ReqInfo::default();
+                stamp_request_id(&mut resp, &id, &path, &info).await;
+                Ok(resp)
+            });
         }
         // botocore before 1.43.77 sends `Expect: 100-continue` on empty PUTs and, when the final
         // response comes without an interim 100, misparses the next response on that pooled
@@ -80,12 +83,15 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
             }
         }
         let close_after = is_empty_expect_continue(req.headers());
+        let has_body = req.headers().contains_key(http::header::TRANSFER_ENCODING)
+            || content_length(req.headers()).is_some_and(|n| n > 0);
         let request_id = RequestId::new();
         let info = Arc::new(crate::access_log::ReqInfo::default());
         req.extensions_mut().insert(request_id.clone());
         req.extensions_mut().insert(info.clone());
         let started = std::time::Instant::now();
         let log = self.access_log.clone().map(|l| (l, LogHead::of(&req, self.peer)));
+        let path = req.uri().path().to_owned();
         let bytes_in = content_length(req.headers());
         let metrics = self.metrics.clone();
         metrics.started();
@@ -98,7 +104,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
                     return Err(e);
                 }
             };
-            let error_code = stamp_request_id(&mut resp, &request_id).await;
+            let error_code = stamp_request_id(&mut resp, &request_id, &path, &info).await;
             let op = info.operation.get().map(String::as_str).unwrap_or("");
             let bytes = (bytes_in, content_length(resp.headers()));
             metrics.finished(op, resp.status().as_u16(), error_code.as_deref(), started.elapsed().as_secs_f64(), bytes);
@@ -108,7 +114,9 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
             if let Some(StatusOverride(s)) = resp.extensions().get::<StatusOverride>().copied() {
                 *resp.status_mut() = s;
             }
-            if close_after {
+            // An error may be answered before the body is read; the connection then cannot be
+            // reused safely (the client may or may not send the body), so it is closed.
+            if close_after || (has_body && resp.status().as_u16() >= 400) {
                 resp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
             }
             Ok(resp)
@@ -184,9 +192,15 @@ fn content_length(h: &http::HeaderMap) -> Option<u64> {
     h.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
 }
 
-/// Stamp the request id on the response (header, and inside an error body); return the S3
-/// error code of an error response.
-async fn stamp_request_id(resp: &mut s3s::HttpResponse, id: &RequestId) -> Option<String> {
+/// Stamp the request id on the response (header, and inside an error body, which also gets the
+/// elements AWS sends: Message, Resource, BucketName/Key for NoSuchBucket/NoSuchKey); return the
+/// S3 error code of an error response.
+async fn stamp_request_id(
+    resp: &mut s3s::HttpResponse,
+    id: &RequestId,
+    path: &str,
+    info: &crate::access_log::ReqInfo,
+) -> Option<String> {
     if let Ok(v) = http::HeaderValue::from_str(&id.0) {
         resp.headers_mut().insert("x-amz-request-id", v.clone());
         resp.headers_mut().insert("x-amz-id-2", v);
@@ -196,16 +210,28 @@ async fn stamp_request_id(resp: &mut s3s::HttpResponse, id: &RequestId) -> Optio
     }
     let mut body = std::mem::take(resp.body_mut());
     let Ok(bytes) = body.store_all_limited(ERROR_BODY_BYTES_MAX).await else { return None };
-    let text = String::from_utf8_lossy(&bytes);
-    let code = text.find("<Code>").and_then(|i| {
-        let rest = &text[i + 6..];
-        rest.find("</Code>").map(|j| rest[..j].to_owned())
-    });
-    let new = match text.rfind("</Error>") {
-        Some(i) if !text.contains("<RequestId>") => {
-            format!("{}<RequestId>{}</RequestId>{}", &text[..i], id.0, &text[i..])
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let code = xml_element(&text, "Code");
+    let new = match (text.rfind("</Error>"), &code) {
+        (Some(i), Some(code)) => {
+            let mut extra = String::new();
+            if xml_element(&text, "Message").is_none() {
+                extra.push_str(&format!("<Message>{}</Message>", xml_escape(default_message(code))));
+            }
+            match (code.as_str(), info.bucket.get(), info.key.get()) {
+                ("NoSuchBucket", Some(b), _) => extra.push_str(&format!("<BucketName>{}</BucketName>", xml_escape(b))),
+                ("NoSuchKey", _, Some(k)) => extra.push_str(&format!("<Key>{}</Key>", xml_escape(k))),
+                _ => {}
+            }
+            if xml_element(&text, "Resource").is_none() {
+                extra.push_str(&format!("<Resource>{}</Resource>", xml_escape(path)));
+            }
+            if xml_element(&text, "RequestId").is_none() {
+                extra.push_str(&format!("<RequestId>{}</RequestId>", id.0));
+            }
+            format!("{}{extra}{}", &text[..i], &text[i..])
         }
-        _ => text.into_owned(),
+        _ => text,
     };
     resp.headers_mut().remove(http::header::CONTENT_LENGTH);
     if !new.is_empty() {
@@ -213,6 +239,42 @@ async fn stamp_request_id(resp: &mut s3s::HttpResponse, id: &RequestId) -> Optio
     }
     *resp.body_mut() = s3s::Body::from(new);
     code.or_else(|| Some(resp.status().as_u16().to_string()))
+}
+
+fn xml_element(text: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let i = text.find(&open)? + open.len();
+    let j = text[i..].find(&format!("</{name}>"))?;
+    Some(text[i..i + j].to_owned())
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// AWS's messages for codes that s3s sends without one.
+fn default_message(code: &str) -> &'static str {
+    match code {
+        "NoSuchKey" => "The specified key does not exist.",
+        "NoSuchBucket" => "The specified bucket does not exist",
+        "NoSuchUpload" => "The specified upload does not exist.",
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "KeyTooLongError" => "Your key is too long",
+        "MalformedXML" => {
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        }
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+        }
+        "InvalidAccessKeyId" => "The AWS Access Key Id you provided does not exist in our records.",
+        "AccessDenied" => "Access Denied",
+        "InvalidRange" => "The requested range is not satisfiable",
+        "PreconditionFailed" => "At least one of the pre-conditions you specified did not hold",
+        "NotImplemented" => "A header you provided implies functionality that is not implemented",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "InternalError" => "We encountered an internal error. Please try again.",
+        _ => "The request could not be completed.",
+    }
 }
 
 fn is_empty_expect_continue(h: &http::HeaderMap) -> bool {

@@ -23,7 +23,20 @@ pub async fn create_bucket(s: &Strait, req: S3Request<CreateBucketInput>) -> S3R
     }
     let store = s.store.clone();
     let name = req.input.bucket.clone();
-    fs(move || store.create_bucket(&name, &now_unix().to_string())).await?;
+    let legacy_region = req
+        .input
+        .create_bucket_configuration
+        .as_ref()
+        .and_then(|c| c.location_constraint.as_ref())
+        .is_none_or(|l| l.as_str().is_empty() || l.as_str() == "us-east-1");
+    match fs(move || store.create_bucket(&name, &now_unix().to_string())).await {
+        Ok(()) => {}
+        // In us-east-1 (no LocationConstraint) re-creating a bucket you own answers 200; other
+        // regions answer 409. All
+        // buckets belong to the one administrator until tenants exist.
+        Err(e) if e.code() == &s3s::S3ErrorCode::BucketAlreadyOwnedByYou && legacy_region => {}
+        Err(e) => return Err(e),
+    }
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", req.input.bucket)) }))
 }
 
@@ -45,9 +58,20 @@ pub async fn list_buckets(s: &Strait, req: S3Request<ListBucketsInput>) -> S3Res
     let valid = |n: &str| s3s::path::check_bucket_name(n);
     let all = fs(move || store.list_buckets(valid)).await?;
     let prefix = req.input.prefix.clone().unwrap_or_default();
-    let buckets = all
+    let max = match req.input.max_buckets {
+        Some(n) if !(1..=10_000).contains(&n) => {
+            return Err(s3s::s3_error!(InvalidArgument, "max-buckets must be between 1 and 10000"))
+        }
+        Some(n) => n as usize,
+        None => usize::MAX,
+    };
+    let after = req.input.continuation_token.clone().unwrap_or_default();
+    let mut matching: Vec<_> =
+        all.into_iter().filter(|b| b.name.starts_with(&prefix) && b.name.as_str() > after.as_str()).collect();
+    let next = (matching.len() > max).then(|| matching[max - 1].name.clone());
+    matching.truncate(max);
+    let buckets = matching
         .into_iter()
-        .filter(|b| b.name.starts_with(&prefix))
         .map(|b| Bucket {
             name: Some(b.name),
             creation_date: time::OffsetDateTime::from_unix_timestamp(b.created_unix_s).ok().map(Timestamp::from),
@@ -58,7 +82,7 @@ pub async fn list_buckets(s: &Strait, req: S3Request<ListBucketsInput>) -> S3Res
         buckets: Some(buckets),
         owner: Some(super::list::owner(&super::caller(&req)?)),
         prefix: req.input.prefix,
-        ..Default::default()
+        continuation_token: next,
     }))
 }
 

@@ -39,6 +39,7 @@ pub async fn open_source(s: &Strait, cs: &CopySource, conds: &Conditions<'_>) ->
 pub async fn copy_object(s: &Strait, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
     let i = &req.input;
     let dst_key = parse_key(&i.key)?;
+    super::put::check_storage_class(i.storage_class.as_ref())?;
     let dst = s.bucket(&i.bucket).await?;
     let conds = Conditions {
         if_match: i.copy_source_if_match.as_ref(),

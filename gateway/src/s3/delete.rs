@@ -34,6 +34,17 @@ pub async fn delete_objects(
     s: &Strait,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let integrity = req.headers.contains_key("content-md5")
+        || req
+            .headers
+            .keys()
+            .any(|k| k.as_str().starts_with("x-amz-checksum-") || k.as_str() == "x-amz-sdk-checksum-algorithm");
+    if !integrity {
+        return Err(s3_error!(
+            InvalidRequest,
+            "Missing required header for this request: Content-MD5 or an x-amz-checksum- header"
+        ));
+    }
     let i = req.input;
     let objects = i.delete.objects;
     if objects.is_empty() || objects.len() > DELETE_OBJECTS_KEYS_MAX {

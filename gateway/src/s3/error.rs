@@ -21,8 +21,11 @@ pub fn custom(code: &'static str, status: http::StatusCode, msg: String) -> S3Er
 pub fn s3_error(e: ConnectorError, not_found: S3ErrorCode) -> S3Error {
     use http::StatusCode as S;
     match e {
-        ConnectorError::NotFound(m) | ConnectorError::NotRegularFile(m) => S3Error::with_message(not_found, m),
-        ConnectorError::NoSuchBucket(m) => S3Error::with_message(S3ErrorCode::NoSuchBucket, m),
+        ConnectorError::NotFound(m) | ConnectorError::NotRegularFile(m) => {
+            tracing::debug!(detail = %m, "not found");
+            S3Error::new(not_found)
+        }
+        ConnectorError::NoSuchBucket(_) => S3Error::new(S3ErrorCode::NoSuchBucket),
         ConnectorError::AlreadyExists(m) => S3Error::with_message(S3ErrorCode::BucketAlreadyOwnedByYou, m),
         ConnectorError::NotEmpty(m) => S3Error::with_message(S3ErrorCode::BucketNotEmpty, m),
         ConnectorError::PermissionDenied(m) => S3Error::with_message(S3ErrorCode::AccessDenied, m),

@@ -35,10 +35,21 @@ pub fn check_conditions(c: &Conditions<'_>, meta: &ObjectMeta, mtime_ns: i128, c
     let failed = || s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold");
     let not_modified = || {
         if copy_source {
-            failed()
-        } else {
-            s3_error!(NotModified)
+            return failed();
         }
+        // RFC 9110 §15.4.5: a 304 carries the validators a 200 would have.
+        let mut e = s3_error!(NotModified);
+        let mut h = http::HeaderMap::new();
+        if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", meta.etag)) {
+            h.insert(http::header::ETAG, v);
+        }
+        if let Some(lm) = super::put::format_http_date(&timestamp_ns(mtime_ns)) {
+            if let Ok(v) = http::HeaderValue::from_str(&lm) {
+                h.insert(http::header::LAST_MODIFIED, v);
+            }
+        }
+        e.set_headers(h);
+        e
     };
     match c.if_match {
         Some(m) if !etag_cond_matches(m, &meta.etag) => return Err(failed()),
@@ -174,7 +185,7 @@ macro_rules! fill_headers {
         $out.expires = ov.expires.cloned().or_else(|| m.expires.as_deref().and_then(parse_http_date));
         $out.e_tag = Some(ETag::Strong(m.etag.clone()));
         $out.accept_ranges = Some("bytes".into());
-        $out.storage_class = Some(StorageClass::from_static(StorageClass::STANDARD));
+        // x-amz-storage-class is omitted for STANDARD objects, as AWS does.
         if !m.user.is_empty() {
             $out.metadata = Some(m.user.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
         }

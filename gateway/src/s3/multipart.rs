@@ -73,6 +73,7 @@ pub async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let i = &req.input;
     let key = parse_key(&i.key)?;
+    super::put::check_storage_class(i.storage_class.as_ref())?;
     if key.is_dir_marker() {
         return Err(s3_error!(InvalidArgument, "a directory-marker key (ending in '/') cannot be uploaded in parts"));
     }
@@ -228,7 +229,7 @@ fn copy_range(r: Option<&String>, size: u64) -> S3Result<(u64, u64)> {
         return Err(bad());
     }
     if last >= size {
-        return Err(s3_error!(InvalidRange, "The requested range is not satisfiable"));
+        return Err(s3_error!(InvalidArgument, "Range specified is not valid for source object of size: {size}"));
     }
     Ok((first, last - first + 1))
 }

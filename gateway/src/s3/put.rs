@@ -175,6 +175,30 @@ pub fn object_meta(f: MetaFields<'_>) -> S3Result<ObjectMeta> {
     })
 }
 
+/// Storage classes AWS accepts. Strait stores every object the same way (on the file system it
+/// serves) and reports STANDARD; an unknown class is refused as AWS does.
+pub fn check_storage_class(sc: Option<&StorageClass>) -> S3Result<()> {
+    const KNOWN: [&str; 11] = [
+        "STANDARD",
+        "REDUCED_REDUNDANCY",
+        "STANDARD_IA",
+        "ONEZONE_IA",
+        "INTELLIGENT_TIERING",
+        "GLACIER",
+        "DEEP_ARCHIVE",
+        "OUTPOSTS",
+        "GLACIER_IR",
+        "SNOW",
+        "EXPRESS_ONEZONE",
+    ];
+    match sc {
+        Some(s) if !KNOWN.contains(&s.as_str()) => {
+            Err(s3_error!(InvalidStorageClass, "The storage class you specified is not valid"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Conditional-write headers → publish mode.
 pub fn publish_mode(if_match: Option<&IfMatch>, if_none_match: Option<&IfNoneMatch>) -> S3Result<PublishMode> {
     match (if_match, if_none_match) {
@@ -212,6 +236,7 @@ pub async fn put_object(s: &Strait, req: S3Request<PutObjectInput>) -> S3Result<
     let i = &req.input;
     let key = parse_key(&i.key)?;
     let bucket = s.bucket(&i.bucket).await?;
+    check_storage_class(i.storage_class.as_ref())?;
     if i.write_offset_bytes.is_some() {
         return Err(s3_error!(NotImplemented, "appends (x-amz-write-offset-bytes) are not supported"));
     }
