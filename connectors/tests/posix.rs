@@ -136,7 +136,7 @@ fn object_and_prefix_conflicts_are_refused() {
     let b = f.store.bucket("bkt").unwrap();
     assert!(matches!(b.open_object(&ObjectKey::parse("m").unwrap()), Err(ConnectorError::NotFound(_))));
     assert!(b.open_object(&ObjectKey::parse("m/").unwrap()).is_ok());
-    assert!(matches!(put(&f, "a/", b"", &PublishMode::Overwrite), Err(ConnectorError::ExistingIsDirectory(_))));
+    assert!(matches!(put(&f, "a/", b"", &PublishMode::Overwrite), Err(ConnectorError::ParentIsFile(_))));
 }
 
 #[test]

@@ -192,92 +192,60 @@ macro_rules! fill_headers {
     }};
 }
 
+/// What GetObject and HeadObject share: open, conditions, slice, headers, checksums. A macro
+/// because the two operations have distinct input and output types with the same fields.
+macro_rules! prepare_read {
+    ($s:expr, $i:expr, $out:ty) => {{
+        let i = $i;
+        if i.version_id.as_deref().is_some_and(|v| v != "null") {
+            return Err(s3_error!(NoSuchVersion, "versioning is not enabled"));
+        }
+        let obj = open($s, &i.bucket, &i.key).await?;
+        let conds = Conditions {
+            if_match: i.if_match.as_ref(),
+            if_none_match: i.if_none_match.as_ref(),
+            if_modified_since: i.if_modified_since.as_ref(),
+            if_unmodified_since: i.if_unmodified_since.as_ref(),
+        };
+        check_conditions(&conds, &obj.meta, obj.mtime_ns, false)?;
+        let sl = slice(&obj.meta, obj.meta.id.size, i.range.as_ref(), i.part_number)?;
+        let ov = Overrides {
+            cache_control: i.response_cache_control.as_ref(),
+            content_disposition: i.response_content_disposition.as_ref(),
+            content_encoding: i.response_content_encoding.as_ref(),
+            content_language: i.response_content_language.as_ref(),
+            content_type: i.response_content_type.as_ref(),
+            expires: i.response_expires.as_ref(),
+        };
+        let mut out = <$out>::default();
+        fill_headers!(out, &obj.meta, &ov);
+        out.last_modified = Some(timestamp_ns(obj.mtime_ns));
+        out.content_length = Some(sl.len as i64);
+        out.content_range = sl.content_range.clone();
+        out.parts_count = sl.parts_count;
+        if i.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
+            let ck = if sl.whole { obj.meta.checksum.as_ref() } else { sl.part_checksum.as_ref() };
+            set_checksum_fields!(out, ck);
+        }
+        (obj, sl, out)
+    }};
+}
+
 pub async fn get_object(s: &Strait, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-    let i = &req.input;
-    if i.version_id.as_deref().is_some_and(|v| v != "null") {
-        return Err(s3_error!(NoSuchVersion, "versioning is not enabled"));
-    }
-    let obj = open(s, &i.bucket, &i.key).await?;
-    let conds = Conditions {
-        if_match: i.if_match.as_ref(),
-        if_none_match: i.if_none_match.as_ref(),
-        if_modified_since: i.if_modified_since.as_ref(),
-        if_unmodified_since: i.if_unmodified_since.as_ref(),
-    };
-    check_conditions(&conds, &obj.meta, obj.mtime_ns, false)?;
-    let size = obj.meta.id.size;
-    let sl = slice(&obj.meta, size, i.range.as_ref(), i.part_number)?;
-    let ov = Overrides {
-        cache_control: i.response_cache_control.as_ref(),
-        content_disposition: i.response_content_disposition.as_ref(),
-        content_encoding: i.response_content_encoding.as_ref(),
-        content_language: i.response_content_language.as_ref(),
-        content_type: i.response_content_type.as_ref(),
-        expires: i.response_expires.as_ref(),
-    };
-    let mut out = GetObjectOutput::default();
-    fill_headers!(out, &obj.meta, &ov);
-    out.last_modified = Some(timestamp_ns(obj.mtime_ns));
-    out.content_length = Some(sl.len as i64);
-    out.content_range = sl.content_range.clone();
-    out.parts_count = sl.parts_count;
+    let (obj, sl, mut out) = prepare_read!(s, &req.input, GetObjectOutput);
     if !obj.meta.tags.is_empty() {
         out.tag_count = Some(obj.meta.tags.len() as i32);
     }
-    if i.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
-        if sl.whole {
-            set_checksum_fields!(out, obj.meta.checksum.as_ref());
-        } else {
-            set_checksum_fields!(out, sl.part_checksum.as_ref());
-        }
-    }
+    // s3s answers 206 itself when Content-Range is set.
     out.body = Some(match obj.file {
         Some(f) if sl.len > 0 => file_body(f, sl.offset, sl.len),
         _ => StreamingBlob::from(s3s::Body::empty()),
     });
-    let mut resp = S3Response::new(out);
-    if sl.content_range.is_some() {
-        resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
-    }
-    Ok(resp)
+    Ok(S3Response::new(out))
 }
 
 pub async fn head_object(s: &Strait, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-    let i = &req.input;
-    if i.version_id.as_deref().is_some_and(|v| v != "null") {
-        return Err(s3_error!(NoSuchVersion, "versioning is not enabled"));
-    }
-    let obj = open(s, &i.bucket, &i.key).await?;
-    let conds = Conditions {
-        if_match: i.if_match.as_ref(),
-        if_none_match: i.if_none_match.as_ref(),
-        if_modified_since: i.if_modified_since.as_ref(),
-        if_unmodified_since: i.if_unmodified_since.as_ref(),
-    };
-    check_conditions(&conds, &obj.meta, obj.mtime_ns, false)?;
-    let size = obj.meta.id.size;
-    let sl = slice(&obj.meta, size, i.range.as_ref(), i.part_number)?;
-    let ov = Overrides {
-        cache_control: i.response_cache_control.as_ref(),
-        content_disposition: i.response_content_disposition.as_ref(),
-        content_encoding: i.response_content_encoding.as_ref(),
-        content_language: i.response_content_language.as_ref(),
-        content_type: i.response_content_type.as_ref(),
-        expires: i.response_expires.as_ref(),
-    };
-    let mut out = HeadObjectOutput::default();
-    fill_headers!(out, &obj.meta, &ov);
-    out.last_modified = Some(timestamp_ns(obj.mtime_ns));
-    out.content_length = Some(sl.len as i64);
-    out.content_range = sl.content_range.clone();
-    out.parts_count = sl.parts_count;
-    if i.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
-        if sl.whole {
-            set_checksum_fields!(out, obj.meta.checksum.as_ref());
-        } else {
-            set_checksum_fields!(out, sl.part_checksum.as_ref());
-        }
-    }
+    let (_, sl, out) = prepare_read!(s, &req.input, HeadObjectOutput);
     let mut resp = S3Response::new(out);
     if sl.content_range.is_some() {
         // s3s 0.14 sets 206 for GetObject only; the front service applies this for HEAD.

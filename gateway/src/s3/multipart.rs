@@ -8,8 +8,8 @@ use super::error::{meta_err, upload_err};
 use super::get::{timestamp_ns, Conditions};
 use super::io::{blocking, copy_hashed, fs, write_body};
 use super::put::{
-    expected_value, object_meta, publish_mode, requested_checksum, set_checksum_fields, ChecksumFields, Expected,
-    MetaFields,
+    expected_value, object_meta, publish_mode, requested_checksum, set_checksum_fields, set_checksum_value,
+    ChecksumFields, Expected, MetaFields,
 };
 use super::{caller, parse_key, Strait};
 use md5::Digest as _;
@@ -203,16 +203,7 @@ pub async fn upload_part(s: &Strait, req: S3Request<UploadPartInput>) -> S3Resul
     let etag = meta.etag.clone();
     blocking(upload_err, move || staging.publish(meta)).await?;
     let mut out = UploadPartOutput { e_tag: Some(ETag::Strong(etag)), ..Default::default() };
-    if let Some(ck) = out_ck.as_ref() {
-        let v = Some(ck.value.clone());
-        match ck.algorithm.as_str() {
-            "CRC32" => out.checksum_crc32 = v,
-            "CRC32C" => out.checksum_crc32c = v,
-            "CRC64NVME" => out.checksum_crc64nvme = v,
-            "SHA1" => out.checksum_sha1 = v,
-            _ => out.checksum_sha256 = v,
-        }
-    }
+    set_checksum_value!(out, out_ck.as_ref());
     Ok(S3Response::new(out))
 }
 
@@ -275,16 +266,7 @@ pub async fn upload_part_copy(
         last_modified: Some(timestamp_ns(time::OffsetDateTime::now_utc().unix_timestamp_nanos())),
         ..Default::default()
     };
-    if let Some(ck) = ck.as_ref() {
-        let v = Some(ck.value.clone());
-        match ck.algorithm.as_str() {
-            "CRC32" => result.checksum_crc32 = v,
-            "CRC32C" => result.checksum_crc32c = v,
-            "CRC64NVME" => result.checksum_crc64nvme = v,
-            "SHA1" => result.checksum_sha1 = v,
-            _ => result.checksum_sha256 = v,
-        }
-    }
+    set_checksum_value!(result, ck.as_ref());
     Ok(S3Response::new(UploadPartCopyOutput { copy_part_result: Some(result), ..Default::default() }))
 }
 
@@ -552,16 +534,7 @@ pub async fn list_parts(s: &Strait, req: S3Request<ListPartsInput>) -> S3Result<
                 last_modified: Some(timestamp_ns(p.mtime_ns)),
                 ..Default::default()
             };
-            if let Some(ck) = &p.meta.checksum {
-                let v = Some(ck.value.clone());
-                match ck.algorithm.as_str() {
-                    "CRC32" => part.checksum_crc32 = v,
-                    "CRC32C" => part.checksum_crc32c = v,
-                    "CRC64NVME" => part.checksum_crc64nvme = v,
-                    "SHA1" => part.checksum_sha1 = v,
-                    _ => part.checksum_sha256 = v,
-                }
-            }
+            set_checksum_value!(part, p.meta.checksum.as_ref());
             part
         })
         .collect();

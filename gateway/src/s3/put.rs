@@ -213,8 +213,8 @@ pub fn publish_mode(if_match: Option<&IfMatch>, if_none_match: Option<&IfNoneMat
     }
 }
 
-/// Fill the checksum fields of a response from a stored checksum.
-macro_rules! set_checksum_fields {
+/// Fill the `checksum_<algorithm>` field of a response or part from a stored checksum.
+macro_rules! set_checksum_value {
     ($out:expr, $ck:expr) => {
         if let Some(ck) = $ck {
             let v = Some(ck.value.clone());
@@ -226,6 +226,16 @@ macro_rules! set_checksum_fields {
                 "SHA256" => $out.checksum_sha256 = v,
                 _ => {}
             }
+        }
+    };
+}
+pub(crate) use set_checksum_value;
+
+/// [`set_checksum_value`] plus the checksum type, for outputs that carry one.
+macro_rules! set_checksum_fields {
+    ($out:expr, $ck:expr) => {
+        if let Some(ck) = $ck {
+            $crate::s3::put::set_checksum_value!($out, Some(ck));
             $out.checksum_type = Some(ChecksumType::from(ck.kind.clone()));
         }
     };
