@@ -18,4 +18,4 @@ pub mod store;
 pub use error::{ConnectorError, Result};
 pub use key::ObjectKey;
 pub use meta::{FileIdentity, ObjectMeta, StoredChecksum};
-pub use store::{Bucket, BucketInfo, OpenObject, PosixStore, PublishMode, Staging, StagingJournal};
+pub use store::{Bucket, BucketInfo, OpenObject, PosixStore, PublishMode, SideState, Staging};

@@ -65,13 +65,14 @@ enum Kind {
 
 struct Walker<'q> {
     q: &'q ListQuery<'q>,
+    state: &'q std::sync::Arc<dyn crate::store::SideState>,
     page: ListPage,
     last_prefix: Option<String>,
 }
 
 /// List a page of `bucket`.
 pub fn list(bucket: &Bucket, q: &ListQuery<'_>) -> Result<ListPage> {
-    let mut w = Walker { q, page: ListPage::default(), last_prefix: None };
+    let mut w = Walker { q, state: bucket.journal(), page: ListPage::default(), last_prefix: None };
     if q.max_keys == 0 {
         return Ok(w.page);
     }
@@ -95,7 +96,7 @@ pub fn list(bucket: &Bucket, q: &ListQuery<'_>) -> Result<ListPage> {
     let dir_prefix = if start_rel.is_empty() { String::new() } else { format!("{start_rel}/") };
     // The start directory may itself be a marker object (`a/b/` for prefix `a/b/...`).
     if !start_rel.is_empty() && w.subtree_wanted(&dir_prefix) {
-        if let Some(meta) = marker_meta(&dir)? {
+        if let Some(meta) = marker_meta(&**w.state, &dir)? {
             let st = rustix::fs::fstat(&dir).ctx(|| "fstat dir".into())?;
             if w.offer(dir_prefix.clone(), meta, fsutil::mtime_ns(&st)) == Flow::Stop {
                 return Ok(w.page);
@@ -216,7 +217,7 @@ impl Walker<'_> {
         let Ok((file, st)) = fsutil::open_regular(dir, name) else {
             return Ok(Flow::Continue); // vanished or replaced since readdir
         };
-        let meta = read_meta(&file, &st)?;
+        let meta = read_meta(&**self.state, &file, &st)?;
         Ok(self.offer(full, meta, fsutil::mtime_ns(&st)))
     }
 
@@ -242,7 +243,7 @@ impl Walker<'_> {
                 return Ok(self.emit(ListItem::Prefix(cp)));
             }
         }
-        if let Some(meta) = marker_meta(&sub)? {
+        if let Some(meta) = marker_meta(&**self.state, &sub)? {
             let st = rustix::fs::fstat(&sub).ctx(|| "fstat dir".into())?;
             if self.offer(full.to_owned(), meta, fsutil::mtime_ns(&st)) == Flow::Stop {
                 return Ok(Flow::Stop);
@@ -253,7 +254,7 @@ impl Walker<'_> {
 
     /// Whether the subtree at `dir` (keys starting with `full`) holds any key after the start.
     fn has_key(&mut self, dir: &OwnedFd, full: &str) -> Result<bool> {
-        if marker_meta(dir)?.is_some() && self.after_ok(full) {
+        if marker_meta(&**self.state, dir)?.is_some() && self.after_ok(full) {
             return Ok(true);
         }
         for (name, kind) in read_sorted(dir, &mut self.page.skipped_non_utf8)? {
@@ -277,6 +278,7 @@ impl Walker<'_> {
     }
 }
 
-fn marker_meta(dir: &OwnedFd) -> Result<Option<ObjectMeta>> {
-    Ok(fsutil::get_xattr(dir, XATTR_MARKER)?.and_then(|v| ObjectMeta::decode(&v)))
+fn marker_meta(state: &dyn crate::store::SideState, dir: &OwnedFd) -> Result<Option<ObjectMeta>> {
+    let st = rustix::fs::fstat(dir).ctx(|| "fstat dir".into())?;
+    crate::store::load_meta(state, dir, XATTR_MARKER, &st)
 }

@@ -91,6 +91,9 @@ pub struct ObjectMeta {
     /// Whether the record was produced by Strait (false: derived from a foreign file).
     #[serde(default)]
     pub stored: bool,
+    /// A stub: the full record is in the side table, keyed by inode (it did not fit in xattrs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sidecar: bool,
 }
 
 impl ObjectMeta {

@@ -17,16 +17,78 @@ pub const UPLOADS_DIR: &str = ".strait-uploads";
 /// xattr on a bucket directory recording its creation time (RFC 3339).
 pub const XATTR_BUCKET: &str = "user.strait.bucket";
 
-/// Where staging files are recorded so that a crash leaves nothing behind: every staging file is
-/// journaled before it is created and forgotten after it is published or removed.
-pub trait StagingJournal: Send + Sync + 'static {
+/// State the connector keeps outside the file system (the gateway backs it with RocksDB):
+/// - the staging journal: every staging file is recorded before it is created and forgotten
+///   after it is published or removed, so that a crash leaves nothing behind;
+/// - metadata records too large for the file system's xattr space (ext4: one 4 KiB block),
+///   keyed by inode (`dev:ino`), with a stub in the xattr that says where the record is.
+pub trait SideState: Send + Sync + 'static {
     fn record(&self, path: &Path) -> Result<()>;
     fn forget(&self, path: &Path);
+    /// Store a metadata record durably (before the object is acknowledged).
+    fn put_meta(&self, _inode: &str, _record: &[u8]) -> Result<()> {
+        Err(ConnectorError::MetadataTooLarge("no side table for large metadata".into()))
+    }
+    fn get_meta(&self, _inode: &str) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+    fn delete_meta(&self, _inode: &str) {}
+}
+
+fn inode_key(st: &rustix::fs::Stat) -> String {
+    format!("{}:{}", st.st_dev, st.st_ino)
+}
+
+/// Write `meta` into the xattr `name` of `fd`; a record that does not fit goes to the side
+/// table and the xattr gets a stub (identity, ETag, `sidecar: true`).
+pub(crate) fn write_meta(state: &dyn SideState, fd: impl AsFd, name: &str, meta: &ObjectMeta) -> Result<()> {
+    let bytes = meta.encode();
+    match fsutil::set_xattr(&fd, name, &bytes) {
+        Err(ConnectorError::MetadataTooLarge(_)) => {
+            let st = rustix::fs::fstat(&fd).ctx(|| "fstat for metadata".into())?;
+            state.put_meta(&inode_key(&st), &bytes)?;
+            let stub = ObjectMeta {
+                v: crate::meta::META_VERSION,
+                id: meta.id,
+                etag: meta.etag.clone(),
+                stored: true,
+                sidecar: true,
+                ..Default::default()
+            };
+            fsutil::set_xattr(&fd, name, &stub.encode())
+        }
+        r => r,
+    }
+}
+
+/// Read the record in xattr `name` (following a stub into the side table). `None` when there is
+/// none or the side record is missing or describes other bytes.
+pub(crate) fn load_meta(
+    state: &dyn SideState,
+    fd: impl AsFd,
+    name: &str,
+    st: &rustix::fs::Stat,
+) -> Result<Option<ObjectMeta>> {
+    let Some(m) = fsutil::get_xattr(&fd, name)?.and_then(|v| ObjectMeta::decode(&v)) else { return Ok(None) };
+    if !m.sidecar {
+        return Ok(Some(m));
+    }
+    Ok(state.get_meta(&inode_key(st))?.and_then(|v| ObjectMeta::decode(&v)).filter(|full| full.id == m.id))
+}
+
+/// Drop the side record of the inode behind `fd`, if its xattr points to one.
+fn forget_meta(state: &dyn SideState, fd: impl AsFd, name: &str) {
+    let stub = fsutil::get_xattr(&fd, name).ok().flatten().and_then(|v| ObjectMeta::decode(&v));
+    if stub.is_some_and(|m| m.sidecar) {
+        if let Ok(st) = rustix::fs::fstat(&fd) {
+            state.delete_meta(&inode_key(&st));
+        }
+    }
 }
 
 /// A journal that records nothing (tests of the connector alone).
 pub struct NoJournal;
-impl StagingJournal for NoJournal {
+impl SideState for NoJournal {
     fn record(&self, _: &Path) -> Result<()> {
         Ok(())
     }
@@ -56,7 +118,7 @@ struct Inner {
     root: PathBuf,
     root_fd: OwnedFd,
     locks: KeyLocks,
-    journal: Arc<dyn StagingJournal>,
+    journal: Arc<dyn SideState>,
 }
 
 /// The POSIX store. Cheap to clone.
@@ -92,7 +154,7 @@ pub struct OpenObject {
 
 impl PosixStore {
     /// Open (creating if needed) the root directory.
-    pub fn open(root: &Path, journal: Arc<dyn StagingJournal>) -> Result<Self> {
+    pub fn open(root: &Path, journal: Arc<dyn SideState>) -> Result<Self> {
         std::fs::create_dir_all(root)?;
         let root_fd = rustix::fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .ctx(|| format!("open root {}", root.display()))?;
@@ -228,13 +290,12 @@ impl Bucket {
         if key.is_dir_marker() {
             let fd = open_dir(&*self.fd, key.path()).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
             let st = rustix::fs::fstat(&fd).ctx(|| format!("fstat {}", key.as_str()))?;
-            let meta = fsutil::get_xattr(&fd, XATTR_MARKER)?
-                .and_then(|v| ObjectMeta::decode(&v))
+            let meta = load_meta(&*self.store.inner.journal, &fd, XATTR_MARKER, &st)?
                 .ok_or_else(|| ConnectorError::NotFound(key.as_str().to_owned()))?;
             return Ok(OpenObject { file: None, meta, mtime_ns: fsutil::mtime_ns(&st) });
         }
         let (file, st) = fsutil::open_regular(&*self.fd, key.path())?;
-        let meta = read_meta(&file, &st)?;
+        let meta = read_meta(&*self.store.inner.journal, &file, &st)?;
         Ok(OpenObject { file: Some(file), mtime_ns: fsutil::mtime_ns(&st), meta })
     }
 
@@ -290,11 +351,13 @@ impl Bucket {
             }
         }
         let dir = fsutil::ensure_dirs(&*self.fd, key.path())?;
-        let current = fsutil::get_xattr(&dir, XATTR_MARKER)?.and_then(|v| ObjectMeta::decode(&v));
+        let dst = rustix::fs::fstat(&dir).ctx(|| format!("fstat {}", key.path()))?;
+        let current = load_meta(&*self.store.inner.journal, &dir, XATTR_MARKER, &dst)?;
         check_mode(mode, current.as_ref().map(|m| m.etag.as_str()))?;
         meta.v = crate::meta::META_VERSION;
         meta.stored = true;
-        fsutil::set_xattr(&dir, XATTR_MARKER, &meta.encode())?;
+        forget_meta(&*self.store.inner.journal, &dir, XATTR_MARKER);
+        write_meta(&*self.store.inner.journal, &dir, XATTR_MARKER, &meta)?;
         rustix::fs::fsync(&dir).ctx(|| format!("fsync {}", key.path()))?;
         Ok(meta)
     }
@@ -313,12 +376,14 @@ impl Bucket {
         match &cur.file {
             Some(f) => {
                 // setxattr needs ownership of the inode, not a writable descriptor.
-                fsutil::set_xattr(f, XATTR_META, &new.encode())?;
+                forget_meta(&*self.store.inner.journal, f, XATTR_META);
+                write_meta(&*self.store.inner.journal, f, XATTR_META, &new)?;
                 f.sync_all()?;
             }
             None => {
                 let fd = open_dir(&*self.fd, key.path()).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
-                fsutil::set_xattr(&fd, XATTR_MARKER, &new.encode())?;
+                forget_meta(&*self.store.inner.journal, &fd, XATTR_MARKER);
+                write_meta(&*self.store.inner.journal, &fd, XATTR_MARKER, &new)?;
                 rustix::fs::fsync(&fd).ctx(|| format!("fsync {}", key.as_str()))?;
             }
         }
@@ -333,6 +398,7 @@ impl Bucket {
         let (parent_rel, name) = key.split_parent();
         if key.is_dir_marker() {
             let dir = open_dir(&*self.fd, key.path()).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
+            forget_meta(&*self.store.inner.journal, &dir, XATTR_MARKER);
             if !fsutil::remove_xattr(&dir, XATTR_MARKER)? {
                 return Err(ConnectorError::NotFound(key.as_str().to_owned()));
             }
@@ -345,6 +411,9 @@ impl Bucket {
         let st = fsutil::stat_beneath(&parent, name).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Err(ConnectorError::NotFound(key.as_str().to_owned()));
+        }
+        if let Ok((f, _)) = fsutil::open_regular(&parent, name) {
+            forget_meta(&*self.store.inner.journal, &f, XATTR_META);
         }
         rustix::fs::unlinkat(&parent, name, AtFlags::empty()).ctx(|| format!("unlink {}", key.as_str()))?;
         rustix::fs::fsync(&parent).ctx(|| format!("fsync parent of {}", key.as_str()))?;
@@ -388,16 +457,16 @@ impl Bucket {
         }
     }
 
-    pub(crate) fn journal(&self) -> &Arc<dyn StagingJournal> {
+    pub(crate) fn journal(&self) -> &Arc<dyn SideState> {
         &self.store.inner.journal
     }
 }
 
 /// The metadata of an open regular file: its stored record if it still describes the file,
 /// otherwise a derived one (the file was written or edited outside Strait).
-pub(crate) fn read_meta(file: &std::fs::File, st: &rustix::fs::Stat) -> Result<ObjectMeta> {
+pub(crate) fn read_meta(state: &dyn SideState, file: &std::fs::File, st: &rustix::fs::Stat) -> Result<ObjectMeta> {
     let id = FileIdentity::of(st);
-    Ok(match fsutil::get_xattr(file, XATTR_META)?.and_then(|v| ObjectMeta::decode(&v)) {
+    Ok(match load_meta(state, file, XATTR_META, st)? {
         Some(m) if m.id == id => m,
         Some(_) => {
             tracing::debug!(ino = id.ino, "metadata record is stale: file changed outside Strait");
@@ -449,7 +518,7 @@ impl Staging {
         meta.v = crate::meta::META_VERSION;
         meta.id = FileIdentity::of(&st);
         meta.stored = true;
-        fsutil::set_xattr(&file, XATTR_META, &meta.encode())?;
+        write_meta(&**self.bucket.journal(), &file, XATTR_META, &meta)?;
         file.sync_all()?;
         drop(file);
         {

@@ -5,17 +5,27 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use strait_connectors::list::{list, ListItem, ListQuery};
-use strait_connectors::{ConnectorError, ObjectKey, ObjectMeta, PosixStore, PublishMode, StagingJournal};
+use strait_connectors::{ConnectorError, ObjectKey, ObjectMeta, PosixStore, PublishMode, SideState};
 
 #[derive(Default)]
-struct RecJournal(Mutex<Vec<PathBuf>>);
-impl StagingJournal for RecJournal {
+struct RecJournal(Mutex<Vec<PathBuf>>, Mutex<std::collections::HashMap<String, Vec<u8>>>);
+impl SideState for RecJournal {
     fn record(&self, p: &Path) -> strait_connectors::Result<()> {
         self.0.lock().unwrap().push(p.to_owned());
         Ok(())
     }
     fn forget(&self, p: &Path) {
         self.0.lock().unwrap().retain(|x| x != p);
+    }
+    fn put_meta(&self, inode: &str, record: &[u8]) -> strait_connectors::Result<()> {
+        self.1.lock().unwrap().insert(inode.to_owned(), record.to_vec());
+        Ok(())
+    }
+    fn get_meta(&self, inode: &str) -> strait_connectors::Result<Option<Vec<u8>>> {
+        Ok(self.1.lock().unwrap().get(inode).cloned())
+    }
+    fn delete_meta(&self, inode: &str) {
+        self.1.lock().unwrap().remove(inode);
     }
 }
 
@@ -278,4 +288,37 @@ fn buckets_are_directories() {
     f.store.delete_bucket("bkt").unwrap();
     assert!(matches!(f.store.bucket("bkt"), Err(ConnectorError::NoSuchBucket(_))));
     assert!(f.store.list_buckets(|_| true).unwrap().is_empty());
+}
+
+#[test]
+fn metadata_too_large_for_xattrs_goes_to_the_side_table() {
+    let f = fixture("bigmeta");
+    let b = f.store.bucket("bkt").unwrap();
+    let k = ObjectKey::parse("big").unwrap();
+    let mut meta = ObjectMeta { etag: "e".into(), ..Default::default() };
+    for i in 0..10 {
+        meta.tags.push((format!("{i}{}", "k".repeat(127)), "v".repeat(256)));
+    }
+    meta.user.insert("m".into(), "x".repeat(2000));
+    let mut st = b.stage(&k).unwrap();
+    st.file().write_all(b"payload").unwrap();
+    st.publish(meta.clone(), &PublishMode::Overwrite).unwrap();
+    assert_eq!(f.journal.1.lock().unwrap().len(), 1, "the record went to the side table");
+    let o = b.open_object(&k).unwrap();
+    assert_eq!((o.meta.tags.len(), o.meta.user["m"].len(), o.meta.etag.as_str()), (10, 2000, "e"));
+    // Listing reads the same record.
+    let (ks, _) = keys(&f, "", None, None, 10);
+    assert_eq!(ks, ["big"]);
+    // An in-place edit outside Strait makes both the stub and the side record stale.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::OpenOptions::new().append(true).open(bucket_path(&f).join("big")).unwrap().write_all(b"!").unwrap();
+    assert!(!b.open_object(&k).unwrap().meta.stored);
+    // Deleting through Strait drops the side record.
+    let k2 = ObjectKey::parse("big2").unwrap();
+    let mut st = b.stage(&k2).unwrap();
+    st.file().write_all(b"p").unwrap();
+    st.publish(meta, &PublishMode::Overwrite).unwrap();
+    assert_eq!(f.journal.1.lock().unwrap().len(), 2);
+    b.delete_object(&k2).unwrap();
+    assert_eq!(f.journal.1.lock().unwrap().len(), 1);
 }

@@ -131,10 +131,10 @@ fn root_credentials(meta: &MetaStore) -> Result<(String, String), String> {
     Ok((creds.access_key, creds.secret_key))
 }
 
-/// Staging journal backed by the metadata store.
+/// The connector's side state (staging journal, large metadata records) in the metadata store.
 struct Journal(Arc<MetaStore>);
 
-impl strait_connectors::StagingJournal for Journal {
+impl strait_connectors::SideState for Journal {
     fn record(&self, path: &Path) -> strait_connectors::Result<()> {
         self.0
             .record_staging(path)
@@ -143,6 +143,21 @@ impl strait_connectors::StagingJournal for Journal {
     fn forget(&self, path: &Path) {
         if let Err(e) = self.0.forget_staging(path) {
             tracing::warn!(error = %e, path = %path.display(), "staging journal");
+        }
+    }
+    fn put_meta(&self, inode: &str, record: &[u8]) -> strait_connectors::Result<()> {
+        self.0
+            .put_object_meta(inode, record)
+            .map_err(|e| strait_connectors::ConnectorError::Busy(format!("metadata side table: {e}")))
+    }
+    fn get_meta(&self, inode: &str) -> strait_connectors::Result<Option<Vec<u8>>> {
+        self.0
+            .object_meta(inode)
+            .map_err(|e| strait_connectors::ConnectorError::Busy(format!("metadata side table: {e}")))
+    }
+    fn delete_meta(&self, inode: &str) {
+        if let Err(e) = self.0.delete_object_meta(inode) {
+            tracing::warn!(error = %e, inode, "metadata side table");
         }
     }
 }

@@ -11,6 +11,7 @@
 //! | `upload_ids` | `upload_id` | `bucket 0x00 key` (lookup by id) |
 //! | `completed` | `upload_id` | [`CompletedUpload`] (makes Complete idempotent on retry) |
 //! | `staging` | absolute path of a staging file | empty |
+//! | `objmeta` | `dev:ino` of an object's inode | the object's metadata record, when it is too large for the file system's xattrs |
 //!
 //! Bucket names and keys never contain NUL (the gateway validates both), so `0x00` separates
 //! fields and sorts a key before every longer key it prefixes: listing uploads by
@@ -26,7 +27,8 @@ const CF_UPLOADS: &str = "uploads";
 const CF_UPLOAD_IDS: &str = "upload_ids";
 const CF_COMPLETED: &str = "completed";
 const CF_STAGING: &str = "staging";
-const ALL_CFS: [&str; 5] = [CF_CONFIG, CF_UPLOADS, CF_UPLOAD_IDS, CF_COMPLETED, CF_STAGING];
+const CF_OBJMETA: &str = "objmeta";
+const ALL_CFS: [&str; 6] = [CF_CONFIG, CF_UPLOADS, CF_UPLOAD_IDS, CF_COMPLETED, CF_STAGING, CF_OBJMETA];
 
 /// Format version of every value written by this build.
 pub const FORMAT_VERSION: u32 = 1;
@@ -262,6 +264,23 @@ impl MetaStore {
         for u in self.list_uploads(bucket, "", None, None, usize::MAX)? {
             self.finish_upload(&u, None)?;
         }
+        Ok(())
+    }
+
+    // --- metadata records too large for xattrs ----------------------------------------------
+
+    /// Store an object's metadata record (synced: the object is acknowledged after this).
+    pub fn put_object_meta(&self, inode: &str, record: &[u8]) -> Result<()> {
+        self.db.put_cf_opt(self.cf(CF_OBJMETA)?, inode.as_bytes(), record, &Self::synced())?;
+        Ok(())
+    }
+
+    pub fn object_meta(&self, inode: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(CF_OBJMETA)?, inode.as_bytes())?)
+    }
+
+    pub fn delete_object_meta(&self, inode: &str) -> Result<()> {
+        self.db.delete_cf(self.cf(CF_OBJMETA)?, inode.as_bytes())?;
         Ok(())
     }
 

@@ -624,3 +624,21 @@ def test_file_changed_on_disk_changes_etag(s3, bucket, bucket_dir):
     # A stale ETag must not satisfy If-Match any more.
     with s3_error(412, "PreconditionFailed"):
         s3.get_object(Bucket=bucket, Key="f", IfMatch=etag)
+
+
+def test_max_metadata_and_max_tags_fit(s3, bucket):
+    # 2 KB of user metadata plus 10 maximal tags is legal S3 and larger than ext4's 4 KiB xattr
+    # space: the record goes to the metadata side table and must round-trip exactly.
+    meta = {"big": "m" * (2048 - len("big"))}
+    tags = "&".join(f"{i}{'k' * 127}={'v' * 256}" for i in range(10))
+    s3.put_object(Bucket=bucket, Key="maxed", Body=b"payload", Metadata=meta, Tagging=tags)
+    head = s3.head_object(Bucket=bucket, Key="maxed")
+    assert head["Metadata"] == meta
+    got = s3.get_object_tagging(Bucket=bucket, Key="maxed")["TagSet"]
+    assert len(got) == 10 and all(len(t["Key"]) == 128 and len(t["Value"]) == 256 for t in got)
+    assert s3.get_object(Bucket=bucket, Key="maxed")["Body"].read() == b"payload"
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="maxed")["Contents"]
+    assert [o["Key"] for o in listed] == ["maxed"]
+    s3.delete_object(Bucket=bucket, Key="maxed")
+    with s3_error(404, "NoSuchKey"):
+        s3.get_object(Bucket=bucket, Key="maxed")
