@@ -349,3 +349,18 @@ def test_multipart_internal_files_hidden(s3, bucket, bucket_dir):
     assert keys == []
     r = s3.list_objects_v2(Bucket=bucket, Delimiter="/")
     assert r.get("CommonPrefixes", []) == []
+
+
+def test_object_attributes_of_a_multipart_object(s3, bucket, blobs):
+    uid = start(s3, bucket)
+    parts = upload(s3, bucket, "mp", uid, {1: blobs[0], 2: blobs[1], 3: b"tail"})
+    complete(s3, bucket, "mp", uid, parts)
+    r = s3.get_object_attributes(Bucket=bucket, Key="mp", ObjectAttributes=["ObjectParts", "ObjectSize"], MaxParts=2)
+    assert r["ObjectSize"] == len(blobs[0]) + len(blobs[1]) + 4
+    op = r["ObjectParts"]
+    assert (op["TotalPartsCount"], op["IsTruncated"], op["NextPartNumberMarker"]) == (3, True, 2)
+    assert [(p["PartNumber"], p["Size"]) for p in op["Parts"]] == [(1, len(blobs[0])), (2, len(blobs[1]))]
+    r = s3.get_object_attributes(Bucket=bucket, Key="mp", ObjectAttributes=["ObjectParts"], PartNumberMarker=2)
+    assert [(p["PartNumber"], p["Size"]) for p in r["ObjectParts"]["Parts"]] == [(3, 4)]
+    with s3_error(404, "NoSuchKey"):
+        s3.get_object_attributes(Bucket=bucket, Key="absent", ObjectAttributes=["ETag"])

@@ -95,3 +95,13 @@ pub async fn get_bucket_location(
     let loc = (s.region != "us-east-1").then(|| BucketLocationConstraint::from(s.region.clone()));
     Ok(S3Response::new(GetBucketLocationOutput { location_constraint: loc }))
 }
+
+/// Versioning is never enabled on a Strait bucket (one file is one object): the status is
+/// absent, as AWS answers for a bucket that never had versioning. PutBucketVersioning is 501.
+pub async fn get_bucket_versioning(
+    s: &Strait,
+    req: S3Request<GetBucketVersioningInput>,
+) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+    s.bucket(&req.input.bucket).await?;
+    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+}

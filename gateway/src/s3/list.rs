@@ -161,6 +161,55 @@ pub async fn list_objects(s: &Strait, req: S3Request<ListObjectsInput>) -> S3Res
     }))
 }
 
+/// ListObjectVersions of an unversioned bucket: every object once, as version `null`, latest.
+pub async fn list_object_versions(
+    s: &Strait,
+    req: S3Request<ListObjectVersionsInput>,
+) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+    let i = &req.input;
+    let url = check_encoding(i.encoding_type.as_ref())?;
+    let max = max_keys(i.max_keys)?;
+    let delim = delimiter(i.delimiter.as_ref());
+    let prefix = i.prefix.clone().unwrap_or_default();
+    let marker = i.key_marker.clone().filter(|m| !m.is_empty());
+    let caller = super::caller(&req)?;
+    let q = ListQuery { prefix: &prefix, delimiter: delim.as_deref(), after: marker.as_deref(), max_keys: max };
+    let p = page(s, &i.bucket, q, Some(caller.as_str()), url).await?;
+    let enc = |k: &str| if url { url_encode(k) } else { k.to_owned() };
+    let versions = p
+        .objects
+        .into_iter()
+        .map(|o| ObjectVersion {
+            key: o.key,
+            version_id: Some("null".into()),
+            is_latest: Some(true),
+            e_tag: o.e_tag,
+            size: o.size,
+            last_modified: o.last_modified,
+            owner: o.owner,
+            storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
+            checksum_algorithm: o.checksum_algorithm,
+            checksum_type: o.checksum_type,
+            ..Default::default()
+        })
+        .collect();
+    Ok(S3Response::new(ListObjectVersionsOutput {
+        name: Some(i.bucket.clone()),
+        prefix: Some(enc(&prefix)),
+        delimiter: delim.as_deref().map(enc),
+        key_marker: Some(marker.as_deref().map(enc).unwrap_or_default()),
+        version_id_marker: Some(i.version_id_marker.clone().unwrap_or_default()),
+        max_keys: Some(max as i32),
+        is_truncated: Some(p.truncated),
+        next_key_marker: if p.truncated { p.last.as_deref().map(enc) } else { None },
+        next_version_id_marker: p.truncated.then(|| "null".to_owned()),
+        encoding_type: i.encoding_type.clone(),
+        versions: Some(versions),
+        common_prefixes: Some(p.prefixes),
+        ..Default::default()
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

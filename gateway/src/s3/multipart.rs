@@ -405,15 +405,93 @@ pub async fn complete(
         }
     }
     let mode = publish_mode(i.if_match.as_ref(), i.if_none_match.as_ref())?;
-    let numbers: Vec<u32> = chosen.iter().map(|p| p.number).collect();
+    let sent_checksum = algo.and_then(|a| {
+        match a {
+            Algo::Crc32 => i.checksum_crc32.as_ref(),
+            Algo::Crc32c => i.checksum_crc32c.as_ref(),
+            Algo::Crc64Nvme => i.checksum_crc64nvme.as_ref(),
+            Algo::Sha1 => i.checksum_sha1.as_ref(),
+            Algo::Sha256 => i.checksum_sha256.as_ref(),
+        }
+        .cloned()
+    });
+    let Some(guard) = Completing::begin(&i.upload_id) else {
+        return Err(s3_error!(SlowDown, "This upload is being completed; retry to get its result."));
+    };
+    // Creating the staging file finds key conflicts (a parent that is an object, a symlink on
+    // the way) while they can still be answered with their own status.
+    let b = bucket.clone();
+    let staging = fs(move || b.stage(&key)).await?;
+    let job = Finish {
+        s: s.clone(),
+        bucket,
+        staging,
+        upload: u,
+        numbers: chosen.iter().map(|p| p.number).collect(),
+        full_algo: if full { algo } else { None },
+        sent_checksum,
+        meta,
+        mode,
+        etag,
+        digest,
+        _guard: guard,
+    };
+    // Validation errors above answer with their own status; from here on the response is a 200
+    // whose body is whitespace every 100 ms until the result (or an error document), as AWS does,
+    // so that long concatenations do not hit client or proxy read timeouts.
+    let out = CompleteMultipartUploadOutput { future: Some(Box::pin(finish(job))), ..Default::default() };
+    Ok(S3Response::new(out))
+}
+
+/// Completions in progress in this process: a retry that arrives meanwhile is told to retry
+/// later (and then gets the recorded result) instead of concatenating the parts a second time.
+struct Completing(String);
+
+fn completing() -> &'static std::sync::Mutex<std::collections::HashSet<String>> {
+    static SET: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = std::sync::OnceLock::new();
+    SET.get_or_init(Default::default)
+}
+
+impl Completing {
+    fn begin(id: &str) -> Option<Self> {
+        let mut set = completing().lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(id.to_owned()).then(|| Self(id.to_owned()))
+    }
+}
+
+impl Drop for Completing {
+    fn drop(&mut self) {
+        completing().lock().unwrap_or_else(|p| p.into_inner()).remove(&self.0);
+    }
+}
+
+/// The long part of CompleteMultipartUpload: concatenate, verify, publish, record.
+struct Finish {
+    s: Strait,
+    bucket: strait_connectors::Bucket,
+    staging: strait_connectors::Staging,
+    upload: UploadRecord,
+    numbers: Vec<u32>,
+    full_algo: Option<Algo>,
+    sent_checksum: Option<String>,
+    meta: ObjectMeta,
+    mode: strait_connectors::PublishMode,
+    etag: String,
+    digest: String,
+    _guard: Completing,
+}
+
+async fn finish(job: Finish) -> S3Result<CompleteMultipartUploadOutput> {
+    let Finish { s, bucket, staging, upload, numbers, full_algo, sent_checksum, mut meta, mode, etag, digest, _guard } =
+        job;
     let sizes = meta.part_sizes.clone();
-    let id = i.upload_id.clone();
-    let full_algo = if full { algo } else { None };
+    let id = upload.upload_id.clone();
+    let b = bucket.clone();
     let (staging, full_ck) = fs(move || {
-        let mut st = bucket.stage(&key)?;
+        let mut st = staging;
         let mut h = BodyHasher::new(full_algo);
         for (n, size) in numbers.iter().zip(sizes) {
-            let part = bucket.open_part(&id, *n)?;
+            let part = b.open_part(&id, *n)?;
             if full_algo.is_some() {
                 copy_hashed(&part, 0, size, st.file(), &mut h)?;
             } else {
@@ -431,41 +509,31 @@ pub async fn complete(
         });
     }
     // A whole-object checksum sent with Complete must match.
-    if let (Some(a), Some(ck)) = (algo, meta.checksum.as_ref()) {
-        let sent = match a {
-            Algo::Crc32 => i.checksum_crc32.as_ref(),
-            Algo::Crc32c => i.checksum_crc32c.as_ref(),
-            Algo::Crc64Nvme => i.checksum_crc64nvme.as_ref(),
-            Algo::Sha1 => i.checksum_sha1.as_ref(),
-            Algo::Sha256 => i.checksum_sha256.as_ref(),
-        };
-        if let Some(v) = sent {
-            if v != &ck.value {
-                return Err(s3_error!(
-                    BadDigest,
-                    "The {} you specified did not match the calculated checksum.",
-                    a.name()
-                ));
-            }
+    if let (Some(sent), Some(ck)) = (sent_checksum.as_ref(), meta.checksum.as_ref()) {
+        if sent != &ck.value {
+            return Err(s3_error!(
+                BadDigest,
+                "The {} you specified did not match the calculated checksum.",
+                ck.algorithm
+            ));
         }
     }
     let meta = fs(move || staging.publish(meta, &mode)).await?;
     let done = CompletedUpload {
         v: FORMAT_VERSION,
-        bucket: i.bucket.clone(),
-        key: i.key.clone(),
+        bucket: upload.bucket.clone(),
+        key: upload.key.clone(),
         etag: etag.clone(),
         parts_digest: digest,
         checksum: meta.checksum.clone().map(|c| (c.algorithm, c.value, c.kind)),
         completed_unix_ms: now_ms(),
     };
-    s.meta.finish_upload(&u, Some(&done)).map_err(meta_err)?;
-    let b = s.bucket(&i.bucket).await?;
-    let id = i.upload_id.clone();
-    if let Err(e) = blocking(upload_err, move || b.remove_upload(&id)).await {
-        tracing::warn!(upload = %i.upload_id, error = %e, "completed upload's parts not removed");
+    s.meta.finish_upload(&upload, Some(&done)).map_err(meta_err)?;
+    let id = upload.upload_id.clone();
+    if let Err(e) = blocking(upload_err, move || bucket.remove_upload(&id)).await {
+        tracing::warn!(upload = %upload.upload_id, error = %e, "completed upload's parts not removed");
     }
-    Ok(S3Response::new(complete_output(&i.bucket, &i.key, &etag, meta.checksum.as_ref())))
+    Ok(complete_output(&upload.bucket, &upload.key, &etag, meta.checksum.as_ref()))
 }
 
 /// Append `len` bytes of `src` to `dst` with copy_file_range (the file system may share or
