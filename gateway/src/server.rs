@@ -56,32 +56,23 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
     type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
-        if let Some(err) = crate::auth::precheck(req.headers(), req.uri(), self.allow_sigv2) {
-            // Refused before s3s parses the signature, with the error AWS gives for the mistake.
-            let id = RequestId::new();
-            let path = req.uri().path().to_owned();
-            return Box::pin(async move {
-                let mut resp = err.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e)))?;
-                let info = crate::access_log::ReqInfo::default();
-                stamp_request_id(&mut resp, &id, &path, &info).await;
-                Ok(resp)
-            });
-        }
-        // botocore before 1.43.77 sends `Expect: 100-continue` on empty PUTs and, when the final
-        // response comes without an interim 100, misparses the next response on that pooled
-        // connection (a read-timeout stall; boto/botocore#3755). Closing such connections
-        // after the response keeps older clients working at the cost of one reconnect.
+        // Refusals decided before s3s parses the signature, with the error AWS gives.
+        let refusal = crate::auth::precheck(req.headers(), req.uri(), self.allow_sigv2);
         let mut req = req;
         // AWS ignores a Range header it cannot parse and serves the whole object; s3s would
-        // refuse the request, so such a header is dropped here.
-        // A signed Range header cannot be dropped without breaking the signature: that case
-        // keeps s3s's 400 InvalidArgument (a documented deviation).
+        // refuse the request, so such a header is dropped here. A signed Range header cannot be
+        // dropped without breaking the signature: that case keeps s3s's 400 InvalidArgument (a
+        // documented deviation).
         if let Some(r) = req.headers().get(http::header::RANGE) {
             let malformed = r.to_str().map_or(true, |v| s3s::dto::Range::parse(v).is_err());
             if malformed && !crate::auth::header_is_signed(req.headers(), req.uri(), "range") {
                 req.headers_mut().remove(http::header::RANGE);
             }
         }
+        // botocore before 1.43.77 sends `Expect: 100-continue` on empty PUTs and, when the final
+        // response comes without an interim 100, misparses the next response on that pooled
+        // connection (a read-timeout stall; boto/botocore#3755). Closing such connections
+        // after the response keeps older clients working at the cost of one reconnect.
         let close_after = is_empty_expect_continue(req.headers());
         let has_body = req.headers().contains_key(http::header::TRANSFER_ENCODING)
             || content_length(req.headers()).is_some_and(|n| n > 0);
@@ -95,7 +86,11 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
         let bytes_in = content_length(req.headers());
         let metrics = self.metrics.clone();
         metrics.started();
-        let fut = hyper::service::Service::call(&self.inner, req);
+        let fut = match refusal {
+            Some(err) => Box::pin(async move { err.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e))) })
+                as Self::Future,
+            None => hyper::service::Service::call(&self.inner, req),
+        };
         Box::pin(async move {
             let mut resp = match fut.await {
                 Ok(r) => r,
@@ -104,15 +99,15 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
                     return Err(e);
                 }
             };
+            if let Some(StatusOverride(s)) = resp.extensions().get::<StatusOverride>().copied() {
+                *resp.status_mut() = s;
+            }
             let error_code = stamp_request_id(&mut resp, &request_id, &path, &info).await;
             let op = info.operation.get().map(String::as_str).unwrap_or("");
             let bytes = (bytes_in, content_length(resp.headers()));
             metrics.finished(op, resp.status().as_u16(), error_code.as_deref(), started.elapsed().as_secs_f64(), bytes);
             if let Some((log, head)) = log {
                 head.write(&log, &request_id, &info, &resp, error_code.as_deref(), started);
-            }
-            if let Some(StatusOverride(s)) = resp.extensions().get::<StatusOverride>().copied() {
-                *resp.status_mut() = s;
             }
             // An error may be answered before the body is read; the connection then cannot be
             // reused safely (the client may or may not send the body), so it is closed.

@@ -110,3 +110,23 @@ def test_health_endpoints(ops_server):
     shutil.rmtree(server.root)
     status, body = fetch(url + "/health/ready")
     assert status == 503 and "root" in body, body
+
+
+def test_refusals_before_signature_checks_are_logged_and_counted(ops_server):
+    server, log = ops_server
+    url = admin_url(server)
+    req = urllib.request.Request(f"{server.url}/", headers={"Authorization": "AWS AKIDEXAMPLE:c2lnbmF0dXJl"})
+    status, body = fetch_req(req)
+    assert status == 400 and "<Code>InvalidRequest</Code>" in body, body
+    lines = read_log(log, 1)
+    assert any(ln["status"] == 400 and ln["error_code"] == "InvalidRequest" for ln in lines), lines
+    _, text = fetch(url + "/metrics")
+    assert re.search(r'strait_errors_total\{code="InvalidRequest"\} 1\b', text), text
+
+
+def fetch_req(req) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
