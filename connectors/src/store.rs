@@ -476,7 +476,8 @@ pub(crate) fn read_meta(state: &dyn SideState, file: &std::fs::File, st: &rustix
     })
 }
 
-fn check_mode(mode: &PublishMode, current_etag: Option<&str>) -> Result<()> {
+/// Whether a publish in `mode` may replace an object with `current_etag` (None: no object).
+pub fn check_mode(mode: &PublishMode, current_etag: Option<&str>) -> Result<()> {
     match (mode, current_etag) {
         (PublishMode::Overwrite, _) => Ok(()),
         (PublishMode::CreateOnly, None) => Ok(()),

@@ -418,6 +418,18 @@ pub async fn complete(
     let Some(guard) = Completing::begin(&i.upload_id) else {
         return Err(s3_error!(SlowDown, "This upload is being completed; retry to get its result."));
     };
+    // Conditional completion is checked now, so that a failed condition answers 412/404 with
+    // its own status (it is checked again, atomically, at publish).
+    if !matches!(mode, strait_connectors::PublishMode::Overwrite) {
+        let (b, k) = (bucket.clone(), key.clone());
+        let current = fs(move || match b.open_object(&k) {
+            Ok(o) => Ok(Some(o.meta.etag)),
+            Err(strait_connectors::ConnectorError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await?;
+        strait_connectors::store::check_mode(&mode, current.as_deref()).map_err(super::error::obj_err)?;
+    }
     // Creating the staging file finds key conflicts (a parent that is an object, a symlink on
     // the way) while they can still be answered with their own status.
     let b = bucket.clone();
