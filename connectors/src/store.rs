@@ -16,6 +16,8 @@ pub const STAGE_PREFIX: &str = ".strait.stage.";
 pub const UPLOADS_DIR: &str = ".strait-uploads";
 /// xattr on a bucket directory recording its creation time (RFC 3339).
 pub const XATTR_BUCKET: &str = "user.strait.bucket";
+/// xattr on a bucket directory holding its tag set (JSON list of pairs).
+pub const XATTR_BUCKET_TAGS: &str = "user.strait.bucket-tags";
 
 /// State the connector keeps outside the file system (the gateway backs it with RocksDB):
 /// - the staging journal: every staging file is recorded before it is created and forgotten
@@ -277,6 +279,25 @@ impl Bucket {
 
     pub fn fd(&self) -> &OwnedFd {
         &self.fd
+    }
+
+    /// The bucket's tag set; `None` when it has none.
+    pub fn tags(&self) -> Result<Option<Vec<(String, String)>>> {
+        Ok(fsutil::get_xattr(&*self.fd, XATTR_BUCKET_TAGS)?.and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// Replace (`Some`) or remove (`None`) the bucket's tag set.
+    pub fn set_tags(&self, tags: Option<&[(String, String)]>) -> Result<()> {
+        match tags {
+            Some(t) => {
+                let v = serde_json::to_vec(t).expect("tags serialize");
+                fsutil::set_xattr(&*self.fd, XATTR_BUCKET_TAGS, &v)?;
+            }
+            None => {
+                fsutil::remove_xattr(&*self.fd, XATTR_BUCKET_TAGS)?;
+            }
+        }
+        rustix::fs::fsync(&*self.fd).ctx(|| format!("fsync bucket {}", self.name))
     }
 
     /// Absolute path of the bucket directory (for journaling and logs only; all I/O goes

@@ -205,3 +205,30 @@ def test_bucket_request_raw_path_style(raw, bucket):
     assert r.status == 200, r
     assert r.xml.tag == "ListBucketResult"
     assert r.xml.findtext("Name") == bucket
+
+
+def test_bucket_tagging_roundtrip_and_limits(s3, bucket):
+    with s3_error(404, "NoSuchTagSet"):
+        s3.get_bucket_tagging(Bucket=bucket)
+    tags = [{"Key": f"project-{i}", "Value": f"v{i}"} for i in range(20)]  # buckets allow 50
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
+    got = s3.get_bucket_tagging(Bucket=bucket)["TagSet"]
+    assert sorted((t["Key"], t["Value"]) for t in got) == sorted((t["Key"], t["Value"]) for t in tags)
+    with s3_error(400, "InvalidTag"):
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "aws:reserved", "Value": "x"}]})
+    with s3_error(400, "InvalidTag"):
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": f"k{i}", "Value": "v"} for i in range(51)]})
+    s3.delete_bucket_tagging(Bucket=bucket)
+    with s3_error(404, "NoSuchTagSet"):
+        s3.get_bucket_tagging(Bucket=bucket)
+
+
+def test_acls_report_the_owner_with_full_control(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    for acl in (s3.get_bucket_acl(Bucket=bucket), s3.get_object_acl(Bucket=bucket, Key="k")):
+        assert [g["Permission"] for g in acl["Grants"]] == ["FULL_CONTROL"]
+        assert acl["Grants"][0]["Grantee"]["ID"] == acl["Owner"]["ID"]
+    with s3_error(404, "NoSuchKey"):
+        s3.get_object_acl(Bucket=bucket, Key="absent")
+    with s3_error(501, "NotImplemented"):
+        s3.put_bucket_acl(Bucket=bucket, ACL="public-read")

@@ -98,6 +98,97 @@ pub async fn delete_object_tagging(
     Ok(S3Response::with_status(DeleteObjectTaggingOutput::default(), http::StatusCode::NO_CONTENT))
 }
 
+/// Most tags on a bucket, as AWS.
+pub const TAGS_PER_BUCKET_MAX: usize = 50;
+
+pub async fn get_bucket_tagging(
+    s: &Strait,
+    req: S3Request<GetBucketTaggingInput>,
+) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+    let b = s.bucket(&req.input.bucket).await?;
+    let tags = fs(move || b.tags()).await?;
+    let Some(tags) = tags else {
+        return Err(s3_error!(NoSuchTagSet, "The TagSet does not exist"));
+    };
+    let tag_set = tags.into_iter().map(|(k, v)| Tag { key: Some(k), value: Some(v) }).collect();
+    Ok(S3Response::new(GetBucketTaggingOutput { tag_set }))
+}
+
+pub async fn put_bucket_tagging(
+    s: &Strait,
+    req: S3Request<PutBucketTaggingInput>,
+) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+    let tags: Vec<(String, String)> = req
+        .input
+        .tagging
+        .tag_set
+        .iter()
+        .map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default()))
+        .collect();
+    if tags.len() > TAGS_PER_BUCKET_MAX {
+        return Err(s3_error!(InvalidTag, "Bucket tag count cannot be greater than {TAGS_PER_BUCKET_MAX}"));
+    }
+    if tags.iter().any(|(k, _)| k.to_ascii_lowercase().starts_with("aws:")) {
+        return Err(s3_error!(InvalidTag, "System tags cannot be added/updated by requester"));
+    }
+    // The per-object limit (10) does not apply to buckets; the other rules do.
+    let mut seen = std::collections::HashSet::new();
+    for (k, v) in &tags {
+        if k.is_empty() || k.chars().count() > TAG_KEY_CHARS_MAX || v.chars().count() > TAG_VALUE_CHARS_MAX {
+            return Err(s3_error!(InvalidTag, "The TagKey or TagValue you have provided is invalid"));
+        }
+        if !seen.insert(k) {
+            return Err(s3_error!(InvalidTag, "Cannot provide multiple Tags with the same key"));
+        }
+    }
+    let b = s.bucket(&req.input.bucket).await?;
+    fs(move || b.set_tags(Some(&tags))).await?;
+    Ok(S3Response::new(PutBucketTaggingOutput::default()))
+}
+
+pub async fn delete_bucket_tagging(
+    s: &Strait,
+    req: S3Request<DeleteBucketTaggingInput>,
+) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+    let b = s.bucket(&req.input.bucket).await?;
+    fs(move || b.set_tags(None)).await?;
+    Ok(S3Response::with_status(DeleteBucketTaggingOutput::default(), http::StatusCode::NO_CONTENT))
+}
+
+/// The one grant there is until tenants and ACLs exist: the owner has FULL_CONTROL.
+fn owner_grants(owner: &Owner) -> Vec<Grant> {
+    vec![Grant {
+        grantee: Some(Grantee {
+            display_name: owner.display_name.clone(),
+            id: owner.id.clone(),
+            type_: Type::from_static(Type::CANONICAL_USER),
+            email_address: None,
+            uri: None,
+        }),
+        permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
+    }]
+}
+
+/// GetBucketAcl: the owner's FULL_CONTROL grant (PutBucketAcl is 501 until the policy issue).
+pub async fn get_bucket_acl(s: &Strait, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
+    s.bucket(&req.input.bucket).await?;
+    let owner = super::list::owner(&super::caller(&req)?);
+    Ok(S3Response::new(GetBucketAclOutput { grants: Some(owner_grants(&owner)), owner: Some(owner) }))
+}
+
+/// GetObjectAcl: the owner's FULL_CONTROL grant (PutObjectAcl is 501 until the policy issue).
+pub async fn get_object_acl(s: &Strait, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
+    let key = parse_key(&req.input.key)?;
+    let b = s.bucket(&req.input.bucket).await?;
+    fs(move || b.open_object(&key)).await?;
+    let owner = super::list::owner(&super::caller(&req)?);
+    Ok(S3Response::new(GetObjectAclOutput {
+        grants: Some(owner_grants(&owner)),
+        owner: Some(owner),
+        ..Default::default()
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
