@@ -9,17 +9,8 @@ pub const TAGS_PER_OBJECT_MAX: usize = 10;
 pub const TAG_KEY_CHARS_MAX: usize = 128;
 pub const TAG_VALUE_CHARS_MAX: usize = 256;
 
-/// Validate a tag set as AWS does (InvalidTag).
-pub fn validate_tags(tags: &[(String, String)]) -> S3Result<()> {
-    if tags.len() > TAGS_PER_OBJECT_MAX {
-        // AWS answers this one with the generic BadRequest code.
-        let mut e = s3s::S3Error::with_message(
-            s3s::S3ErrorCode::Custom("BadRequest".into()),
-            format!("Object tags cannot be greater than {TAGS_PER_OBJECT_MAX}"),
-        );
-        e.set_status_code(http::StatusCode::BAD_REQUEST);
-        return Err(e);
-    }
+/// Key and value lengths and duplicate keys, the rules objects and buckets share (InvalidTag).
+fn check_tag_entries(tags: &[(String, String)]) -> S3Result<()> {
     let mut seen = std::collections::HashSet::new();
     for (k, v) in tags {
         if k.is_empty() || k.chars().count() > TAG_KEY_CHARS_MAX {
@@ -33,6 +24,24 @@ pub fn validate_tags(tags: &[(String, String)]) -> S3Result<()> {
         }
     }
     Ok(())
+}
+
+/// Validate an object's tag set as AWS does.
+pub fn validate_tags(tags: &[(String, String)]) -> S3Result<()> {
+    if tags.len() > TAGS_PER_OBJECT_MAX {
+        // AWS answers this one with the generic BadRequest code.
+        let mut e = s3s::S3Error::with_message(
+            s3s::S3ErrorCode::Custom("BadRequest".into()),
+            format!("Object tags cannot be greater than {TAGS_PER_OBJECT_MAX}"),
+        );
+        e.set_status_code(http::StatusCode::BAD_REQUEST);
+        return Err(e);
+    }
+    check_tag_entries(tags)
+}
+
+fn tag_pairs(t: &Tagging) -> Vec<(String, String)> {
+    t.tag_set.iter().map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default())).collect()
 }
 
 /// Parse `x-amz-tagging` (URL query encoding: `k1=v1&k2=v2`).
@@ -78,13 +87,7 @@ pub async fn put_object_tagging(
     s: &Strait,
     req: S3Request<PutObjectTaggingInput>,
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-    let tags: Vec<(String, String)> = req
-        .input
-        .tagging
-        .tag_set
-        .iter()
-        .map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default()))
-        .collect();
+    let tags = tag_pairs(&req.input.tagging);
     validate_tags(&tags)?;
     set_tags(s, &req.input.bucket, &req.input.key, tags).await?;
     Ok(S3Response::new(PutObjectTaggingOutput::default()))
@@ -118,29 +121,14 @@ pub async fn put_bucket_tagging(
     s: &Strait,
     req: S3Request<PutBucketTaggingInput>,
 ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
-    let tags: Vec<(String, String)> = req
-        .input
-        .tagging
-        .tag_set
-        .iter()
-        .map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default()))
-        .collect();
+    let tags = tag_pairs(&req.input.tagging);
     if tags.len() > TAGS_PER_BUCKET_MAX {
         return Err(s3_error!(InvalidTag, "Bucket tag count cannot be greater than {TAGS_PER_BUCKET_MAX}"));
     }
     if tags.iter().any(|(k, _)| k.to_ascii_lowercase().starts_with("aws:")) {
         return Err(s3_error!(InvalidTag, "System tags cannot be added/updated by requester"));
     }
-    // The per-object limit (10) does not apply to buckets; the other rules do.
-    let mut seen = std::collections::HashSet::new();
-    for (k, v) in &tags {
-        if k.is_empty() || k.chars().count() > TAG_KEY_CHARS_MAX || v.chars().count() > TAG_VALUE_CHARS_MAX {
-            return Err(s3_error!(InvalidTag, "The TagKey or TagValue you have provided is invalid"));
-        }
-        if !seen.insert(k) {
-            return Err(s3_error!(InvalidTag, "Cannot provide multiple Tags with the same key"));
-        }
-    }
+    check_tag_entries(&tags)?;
     let b = s.bucket(&req.input.bucket).await?;
     fs(move || b.set_tags(Some(&tags))).await?;
     Ok(S3Response::new(PutBucketTaggingOutput::default()))
