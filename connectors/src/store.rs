@@ -429,13 +429,13 @@ impl Bucket {
             return Ok(());
         }
         let parent = open_dir(&*self.fd, parent_rel).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
-        let st = fsutil::stat_beneath(&parent, name).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return Err(ConnectorError::NotFound(key.as_str().to_owned()));
-        }
-        if let Ok((f, _)) = fsutil::open_regular(&parent, name) {
-            forget_meta(&*self.store.inner.journal, &f, XATTR_META);
-        }
+        // Only a regular file is an object: a FIFO, device, symlink or directory is never deleted.
+        let (file, _) = fsutil::open_regular(&parent, name).map_err(|e| match e {
+            ConnectorError::NotRegularFile(m) => ConnectorError::NotFound(m),
+            e => e,
+        })?;
+        forget_meta(&*self.store.inner.journal, &file, XATTR_META);
+        drop(file);
         rustix::fs::unlinkat(&parent, name, AtFlags::empty()).ctx(|| format!("unlink {}", key.as_str()))?;
         rustix::fs::fsync(&parent).ctx(|| format!("fsync parent of {}", key.as_str()))?;
         drop(parent);

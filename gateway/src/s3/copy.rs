@@ -125,19 +125,15 @@ pub async fn copy_object(s: &Strait, req: S3Request<CopyObjectInput>) -> S3Resul
                     "A directory-marker key (ending in '/') must have an empty body"
                 ));
             }
-            fs(move || {
+            let (st, d) = fs(move || {
                 let mut st = dst.stage(&dst_key)?;
                 let mut h = BodyHasher::new(algo);
                 copy_hashed(&file, 0, size, st.file(), &mut h)?;
                 Ok((st, h.finalize()))
             })
-            .await
-            .and_then(|(st, d)| {
-                seal(&mut meta, &d, None, None)?;
-                Ok((st, meta))
-            })
-            .map(|(st, meta)| async move { fs(move || st.publish(meta, &PublishMode::Overwrite)).await })?
-            .await?
+            .await?;
+            seal(&mut meta, &d, None, None)?;
+            fs(move || st.publish(meta, &PublishMode::Overwrite)).await?
         }
     };
     let mut result = CopyObjectResult {

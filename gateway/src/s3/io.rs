@@ -162,14 +162,17 @@ fn async_stream(
     })
 }
 
-/// A sink that accepts no bytes (directory markers): any body byte exceeds its zero limit.
-#[derive(Default)]
-pub struct StageSink {
-    file: Option<std::fs::File>,
-}
-
-impl StageFile for StageSink {
-    fn file_mut(&mut self) -> &mut std::fs::File {
-        self.file.get_or_insert_with(|| std::fs::File::open("/dev/null").expect("/dev/null"))
+/// Read a body that must be empty (directory markers), hashing it like any other body.
+pub async fn empty_body(body: Option<StreamingBlob>, algo: Option<Algo>) -> S3Result<Digests> {
+    if let Some(mut body) = body {
+        while let Some(chunk) = body.next().await {
+            if !chunk.map_err(|e| body_err(&*e))?.is_empty() {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "A directory-marker key (ending in '/') must have an empty body"
+                ));
+            }
+        }
     }
+    Ok(BodyHasher::new(algo).finalize())
 }

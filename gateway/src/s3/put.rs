@@ -279,15 +279,7 @@ pub async fn put_object(s: &Strait, req: S3Request<PutObjectInput>) -> S3Result<
     let body = req.input.body.take();
 
     let meta = if key.is_dir_marker() {
-        let sink = super::io::StageSink::default();
-        let (_, size, d) = write_body(sink, body, exp.algo(), 0).await.map_err(|e| {
-            if e.code() == &s3s::S3ErrorCode::EntityTooLarge {
-                s3_error!(InvalidRequest, "A directory-marker key (ending in '/') must have an empty body")
-            } else {
-                e
-            }
-        })?;
-        debug_assert_eq!(size, 0);
+        let d = super::io::empty_body(body, exp.algo()).await?;
         seal(&mut meta, &d, md5.as_ref(), expected_value(&req, &exp)?)?;
         fs(move || bucket.put_marker(&key, meta, &mode)).await?
     } else {
