@@ -7,6 +7,14 @@
 //! - [`list`]: listing in S3 byte order over nested directories.
 //! - [`error`]: the connector's error vocabulary; errno is read in one place.
 
+/// A child span of the current request for one piece of file-system work (`fs.*`), at DEBUG
+/// under target `strait::fs`: free unless a subscriber (OpenTelemetry export) wants it.
+macro_rules! fs_span {
+    ($name:literal) => {
+        tracing::debug_span!(target: "strait::fs", $name).entered()
+    };
+}
+
 pub mod error;
 mod fsutil;
 pub mod key;

@@ -118,6 +118,7 @@ fn common_prefix<'k>(key: &'k str, prefix: &str, delimiter: &str) -> Option<&'k 
 
 /// Read a directory: usable entries sorted in S3 order.
 fn read_sorted(dir: &OwnedFd, skipped: &mut u64) -> Result<Vec<(String, Kind)>> {
+    let _s = fs_span!("fs.readdir");
     let mut out = Vec::new();
     for entry in rustix::fs::Dir::read_from(dir).ctx(|| "readdir".into())? {
         let entry = entry.ctx(|| "readdir".into())?;

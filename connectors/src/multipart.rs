@@ -175,9 +175,10 @@ impl PartStaging {
         meta.v = crate::meta::META_VERSION;
         meta.id = crate::meta::FileIdentity::of(&st);
         meta.stored = true;
-        fsutil::set_xattr(&file, XATTR_META, &meta.encode())?;
-        file.sync_all()?;
+        fs_span!("fs.xattr.set").in_scope(|| fsutil::set_xattr(&file, XATTR_META, &meta.encode()))?;
+        fs_span!("fs.fsync").in_scope(|| file.sync_all())?;
         drop(file);
+        let _rename = fs_span!("fs.rename");
         rustix::fs::renameat(&self.dir, self.stage_name.as_str(), &self.dir, part_name(self.number).as_str()).map_err(
             |e| match e {
                 // The upload was aborted or completed meanwhile.
@@ -185,7 +186,8 @@ impl PartStaging {
                 e => ConnectorError::from_errno(e, "publish part"),
             },
         )?;
-        rustix::fs::fsync(&self.dir).ctx(|| "fsync upload dir".into())?;
+        drop(_rename);
+        fs_span!("fs.fsync").in_scope(|| rustix::fs::fsync(&self.dir)).ctx(|| "fsync upload dir".into())?;
         self.bucket.journal().forget(&self.journal_path);
         self.stage_name.clear();
         Ok(())

@@ -44,6 +44,7 @@ fn inode_key(st: &rustix::fs::Stat) -> String {
 /// Write `meta` into the xattr `name` of `fd`; a record that does not fit goes to the side
 /// table and the xattr gets a stub (identity, ETag, `sidecar: true`).
 pub(crate) fn write_meta(state: &dyn SideState, fd: impl AsFd, name: &str, meta: &ObjectMeta) -> Result<()> {
+    let _s = fs_span!("fs.xattr.set");
     let bytes = meta.encode();
     match fsutil::set_xattr(&fd, name, &bytes) {
         Err(ConnectorError::MetadataTooLarge(_)) => {
@@ -71,6 +72,7 @@ pub(crate) fn load_meta(
     name: &str,
     st: &rustix::fs::Stat,
 ) -> Result<Option<ObjectMeta>> {
+    let _s = fs_span!("fs.xattr.get");
     let Some(m) = fsutil::get_xattr(&fd, name)?.and_then(|v| ObjectMeta::decode(&v)) else { return Ok(None) };
     if !m.sidecar {
         return Ok(Some(m));
@@ -308,6 +310,7 @@ impl Bucket {
 
     /// Open an object for reading, with metadata validated against the file's identity.
     pub fn open_object(&self, key: &ObjectKey) -> Result<OpenObject> {
+        let _s = fs_span!("fs.open");
         if key.is_dir_marker() {
             let fd = open_dir(&*self.fd, key.path()).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
             let st = rustix::fs::fstat(&fd).ctx(|| format!("fstat {}", key.as_str()))?;
@@ -325,6 +328,7 @@ impl Bucket {
         if key.is_dir_marker() {
             return Err(ConnectorError::InvalidKey("directory markers are not staged".into()));
         }
+        let _s = fs_span!("fs.create");
         let (parent_rel, name) = key.split_parent();
         let mut tries = 0;
         loop {
@@ -415,6 +419,7 @@ impl Bucket {
     /// Empty directories that Strait created as implied parents are removed; directories created
     /// by users (on the file system, or as directory markers) stay.
     pub fn delete_object(&self, key: &ObjectKey) -> Result<()> {
+        let _s = fs_span!("fs.unlink");
         let _g = self.store.inner.locks.lock(&self.name, key.as_str());
         let (parent_rel, name) = key.split_parent();
         if key.is_dir_marker() {
@@ -541,7 +546,7 @@ impl Staging {
         meta.id = FileIdentity::of(&st);
         meta.stored = true;
         write_meta(&**self.bucket.journal(), &file, XATTR_META, &meta)?;
-        file.sync_all()?;
+        fs_span!("fs.fsync").in_scope(|| file.sync_all())?;
         drop(file);
         {
             let _g = self.bucket.store.inner.locks.lock(&self.bucket.name, self.key.as_str());
@@ -554,9 +559,9 @@ impl Staging {
                 },
             };
             check_mode(mode, current.as_deref())?;
-            self.rename_into_place(matches!(mode, PublishMode::CreateOnly))?;
+            fs_span!("fs.rename").in_scope(|| self.rename_into_place(matches!(mode, PublishMode::CreateOnly)))?;
         }
-        rustix::fs::fsync(&self.dir).ctx(|| "fsync target directory".into())?;
+        fs_span!("fs.fsync").in_scope(|| rustix::fs::fsync(&self.dir)).ctx(|| "fsync target directory".into())?;
         self.bucket.journal().forget(&self.journal_path);
         self.stage_name.clear();
         Ok(meta)

@@ -7,6 +7,7 @@ mod config;
 mod metrics;
 mod s3;
 mod server;
+mod telemetry;
 
 use clap::{Parser, Subcommand};
 use config::{Config, ConfigFile, Overrides};
@@ -70,15 +71,12 @@ struct ServeArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let result = match cli.cmd.unwrap_or(Cmd::Serve(ServeArgs::default())) {
-        Cmd::Serve(args) => serve(args),
+        Cmd::Serve(args) => telemetry::init().and_then(|t| {
+            let r = serve(args);
+            t.shutdown();
+            r
+        }),
         Cmd::CheckConfig { file } => check_config(&file),
     };
     match result {

@@ -1,5 +1,8 @@
-//! Prometheus metrics (text exposition on the admin listener's `/metrics`).
+//! Metrics: Prometheus text exposition on the admin listener's `/metrics`, and the same
+//! measurements as OpenTelemetry instruments (exported over OTLP when configured; see
+//! `telemetry`). Both are updated at the same call sites, so they always agree.
 
+use opentelemetry::KeyValue;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -23,7 +26,68 @@ pub struct Metrics {
     bytes_in: Counter,
     bytes_out: Counter,
     in_flight: Gauge,
+    io_queue_depth: Gauge,
+    otel: Otel,
 }
+
+/// The OpenTelemetry instruments (no-ops unless a meter provider is installed first).
+struct Otel {
+    requests: opentelemetry::metrics::Counter<u64>,
+    errors: opentelemetry::metrics::Counter<u64>,
+    latency: opentelemetry::metrics::Histogram<f64>,
+    bytes_in: opentelemetry::metrics::Counter<u64>,
+    bytes_out: opentelemetry::metrics::Counter<u64>,
+    in_flight: opentelemetry::metrics::UpDownCounter<i64>,
+    _io_queue_depth: opentelemetry::metrics::ObservableGauge<i64>,
+}
+
+impl Otel {
+    fn new() -> Self {
+        let m = opentelemetry::global::meter("strait");
+        Self {
+            requests: m
+                .u64_counter("strait.requests")
+                .with_unit("{request}")
+                .with_description("S3 requests by operation and HTTP status")
+                .build(),
+            errors: m
+                .u64_counter("strait.errors")
+                .with_unit("{error}")
+                .with_description("S3 error responses by S3 error code")
+                .build(),
+            latency: m
+                .f64_histogram("strait.request.duration")
+                .with_unit("s")
+                .with_description("Time to the response head, by operation")
+                .with_boundaries((0..16).map(|i| 0.0005 * f64::powi(2.0, i)).collect())
+                .build(),
+            bytes_in: m
+                .u64_counter("strait.received.bytes")
+                .with_unit("By")
+                .with_description("Request body bytes (Content-Length)")
+                .build(),
+            bytes_out: m
+                .u64_counter("strait.sent.bytes")
+                .with_unit("By")
+                .with_description("Response body bytes (Content-Length)")
+                .build(),
+            in_flight: m
+                .i64_up_down_counter("strait.requests.in_flight")
+                .with_unit("{request}")
+                .with_description("Requests being served")
+                .build(),
+            _io_queue_depth: m
+                .i64_observable_gauge("strait.io.queue_depth")
+                .with_unit("{operation}")
+                .with_description(IO_QUEUE_HELP)
+                .with_callback(|o| o.observe(crate::s3::io::queue_depth(), &[]))
+                .build(),
+        }
+    }
+}
+
+const IO_QUEUE_HELP: &str =
+    "File-system operations submitted to the I/O engine (the blocking thread pool) and not finished";
 
 impl Metrics {
     pub fn new() -> Self {
@@ -38,11 +102,14 @@ impl Metrics {
         registry.register("received_bytes", "Request body bytes (Content-Length)", bytes_in.clone());
         registry.register("sent_bytes", "Response body bytes (Content-Length)", bytes_out.clone());
         registry.register("requests_in_flight", "Requests being served", in_flight.clone());
-        Self { registry, requests, errors, latency, bytes_in, bytes_out, in_flight }
+        let io_queue_depth = Gauge::default();
+        registry.register("io_queue_depth", IO_QUEUE_HELP, io_queue_depth.clone());
+        Self { registry, requests, errors, latency, bytes_in, bytes_out, in_flight, io_queue_depth, otel: Otel::new() }
     }
 
     pub fn started(&self) {
         self.in_flight.inc();
+        self.otel.in_flight.add(1, &[]);
     }
 
     /// Record a finished request (its response head is ready).
@@ -55,6 +122,7 @@ impl Metrics {
         bytes: (Option<u64>, Option<u64>),
     ) {
         self.in_flight.dec();
+        self.otel.in_flight.add(-1, &[]);
         let op = if op.is_empty() { "Unknown" } else { op };
         self.requests
             .get_or_create(&vec![("operation".into(), op.into()), ("status".into(), status.to_string())])
@@ -65,10 +133,20 @@ impl Metrics {
         self.latency.get_or_create(&vec![("operation".into(), op.into())]).observe(secs);
         self.bytes_in.inc_by(bytes.0.unwrap_or(0));
         self.bytes_out.inc_by(bytes.1.unwrap_or(0));
+        let o = &self.otel;
+        let op_kv = KeyValue::new("operation", op.to_owned());
+        o.requests.add(1, &[op_kv.clone(), KeyValue::new("status", i64::from(status))]);
+        if let Some(code) = error_code {
+            o.errors.add(1, &[KeyValue::new("code", code.to_owned())]);
+        }
+        o.latency.record(secs, &[op_kv]);
+        o.bytes_in.add(bytes.0.unwrap_or(0), &[]);
+        o.bytes_out.add(bytes.1.unwrap_or(0), &[]);
     }
 
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
+        self.io_queue_depth.set(crate::s3::io::queue_depth());
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
@@ -95,5 +173,6 @@ mod tests {
         assert!(text.contains(r#"strait_errors_total{code="NoSuchKey"} 1"#), "{text}");
         assert!(text.contains("strait_sent_bytes_total 10"), "{text}");
         assert!(text.contains("strait_requests_in_flight 0"), "{text}");
+        assert!(text.contains("strait_io_queue_depth 0"), "{text}");
     }
 }

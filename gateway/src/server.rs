@@ -1,5 +1,6 @@
 //! HTTP(S) serving: accept loop with a connection limit, TLS via rustls, graceful shutdown.
 
+use http_body::Body as _;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -86,16 +87,21 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
         let bytes_in = content_length(req.headers());
         let metrics = self.metrics.clone();
         metrics.started();
+        let span = request_span(&req, &request_id, self.peer);
         let fut = match refusal {
             Some(err) => Box::pin(async move { err.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e))) })
                 as Self::Future,
-            None => hyper::service::Service::call(&self.inner, req),
+            None => {
+                let _e = span.enter();
+                hyper::service::Service::call(&self.inner, req)
+            }
         };
         Box::pin(async move {
-            let mut resp = match fut.await {
+            let mut resp = match tracing::Instrument::instrument(fut, span.clone()).await {
                 Ok(r) => r,
                 Err(e) => {
                     metrics.finished("", 500, Some("InternalError"), started.elapsed().as_secs_f64(), (bytes_in, None));
+                    span.record("http.response.status_code", 500i64).record("otel.status_code", "error");
                     return Err(e);
                 }
             };
@@ -114,8 +120,158 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
             if close_after || (has_body && resp.status().as_u16() >= 400) {
                 resp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
             }
-            Ok(resp)
+            record_outcome(&span, &info, resp.status().as_u16(), error_code.as_deref(), bytes_in);
+            // The span stays open while the body streams and is closed by the body at its end.
+            let length = content_length(resp.headers());
+            Ok(resp.map(|body| s3s::Body::http_body(SpannedBody::new(body, span, length))))
         })
+    }
+}
+
+/// The request's span (see `telemetry`): attributes known now are set, the rest are recorded
+/// when the response is ready.
+fn request_span(
+    req: &http::Request<hyper::body::Incoming>,
+    id: &RequestId,
+    peer: Option<std::net::SocketAddr>,
+) -> tracing::Span {
+    use tracing::field::Empty;
+    tracing::info_span!(
+        target: "strait::request",
+        "s3.request",
+        otel.name = "S3",
+        otel.kind = "server",
+        otel.status_code = Empty,
+        "aws.request_id" = %id.0,
+        "http.request.method" = %req.method(),
+        "url.path" = req.uri().path(),
+        "client.address" = peer.map(|p| p.ip().to_string()),
+        "rpc.system" = "aws-api",
+        "rpc.service" = "S3",
+        "rpc.method" = Empty,
+        "strait.tenant" = Empty,
+        "strait.principal" = Empty,
+        "aws.s3.bucket" = Empty,
+        "aws.s3.key" = Empty,
+        "http.request.body.size" = Empty,
+        "http.response.body.size" = Empty,
+        "http.response.status_code" = Empty,
+        "aws.s3.error_code" = Empty,
+        "error.type" = Empty,
+        "strait.body_aborted" = Empty,
+    )
+}
+
+fn record_outcome(
+    span: &tracing::Span,
+    info: &crate::access_log::ReqInfo,
+    status: u16,
+    error_code: Option<&str>,
+    bytes_in: Option<u64>,
+) {
+    if span.is_disabled() {
+        return;
+    }
+    if let Some(op) = info.operation.get() {
+        // The span has usually started already (its children did), so its name is updated on
+        // the OpenTelemetry span itself; recording `otel.name` only works before that.
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        span.context().span().update_name(op.clone());
+        span.record("rpc.method", op.as_str());
+    }
+    if let Some(p) = info.principal.get() {
+        // One tenant until tenants exist (the policy issue): every key belongs to it.
+        span.record("strait.principal", p.as_str()).record("strait.tenant", "default");
+    }
+    if let Some(b) = info.bucket.get() {
+        span.record("aws.s3.bucket", b.as_str());
+    }
+    if let Some(k) = info.key.get() {
+        span.record("aws.s3.key", k.as_str());
+    }
+    if let Some(n) = bytes_in {
+        span.record("http.request.body.size", n as i64);
+    }
+    span.record("http.response.status_code", i64::from(status));
+    if let Some(code) = error_code {
+        span.record("aws.s3.error_code", code).record("error.type", code);
+    }
+    // Server spans: 4xx are the client's errors, not the server's (OpenTelemetry semantic conventions).
+    if status >= 500 {
+        span.record("otel.status_code", "error");
+    }
+}
+
+/// A response body that keeps the request's span open until the last byte is sent (or the
+/// body is dropped unfinished), then records the bytes actually sent.
+struct SpannedBody {
+    inner: s3s::Body,
+    span: tracing::Span,
+    sent: u64,
+    /// The body's length when known (hyper stops polling once that many bytes are sent).
+    expected: Option<u64>,
+    finished: bool,
+}
+
+impl SpannedBody {
+    fn new(inner: s3s::Body, span: tracing::Span, content_length: Option<u64>) -> Self {
+        let expected = inner.size_hint().exact().or(content_length);
+        Self { inner, span, sent: 0, expected, finished: false }
+    }
+
+    fn finish(&mut self, complete: bool) {
+        if !self.finished {
+            self.finished = true;
+            // OpenTelemetry attributes are i64; tracing-opentelemetry stringifies u64.
+            self.span.record("http.response.body.size", self.sent as i64);
+            if !complete {
+                self.span.record("strait.body_aborted", true);
+            }
+        }
+    }
+}
+
+impl http_body::Body for SpannedBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        // Entered while polling: tracing-opentelemetry ends a span at its last exit, so the
+        // request's span ends with its body, not with its response head.
+        let span = this.span.clone();
+        let _entered = span.enter();
+        let r = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        match &r {
+            std::task::Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    this.sent += d.len() as u64;
+                }
+            }
+            std::task::Poll::Ready(Some(Err(_))) => this.finish(false),
+            std::task::Poll::Ready(None) => this.finish(true),
+            std::task::Poll::Pending => {}
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for SpannedBody {
+    fn drop(&mut self) {
+        let complete = self.inner.is_end_stream() || self.expected.is_some_and(|n| self.sent >= n);
+        self.finish(complete);
     }
 }
 

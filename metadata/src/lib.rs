@@ -92,6 +92,14 @@ pub struct MetaStore {
     path: PathBuf,
 }
 
+/// A child span of the current request for one index operation (`index.*`, target
+/// `strait::index`, DEBUG: free unless OpenTelemetry export wants it).
+macro_rules! index_span {
+    ($name:literal, $table:literal) => {
+        tracing::debug_span!(target: "strait::index", $name, "db.collection.name" = $table).entered()
+    };
+}
+
 fn upload_key(bucket: &str, key: &str, id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(bucket.len() + key.len() + id.len() + 2);
     k.extend_from_slice(bucket.as_bytes());
@@ -155,6 +163,7 @@ impl MetaStore {
 
     /// Record a new upload (durable before the upload id is returned to the client).
     pub fn put_upload(&self, u: &UploadRecord) -> Result<()> {
+        let _s = index_span!("index.write", "uploads");
         let mut b = WriteBatch::default();
         b.put_cf(self.cf(CF_UPLOADS)?, upload_key(&u.bucket, &u.key, &u.upload_id), encode(u));
         let mut loc = u.bucket.as_bytes().to_vec();
@@ -166,6 +175,7 @@ impl MetaStore {
     }
 
     pub fn get_upload(&self, upload_id: &str) -> Result<Option<UploadRecord>> {
+        let _s = index_span!("index.read", "uploads");
         let Some(loc) = self.db.get_cf(self.cf(CF_UPLOAD_IDS)?, upload_id.as_bytes())? else {
             return Ok(None);
         };
@@ -180,6 +190,7 @@ impl MetaStore {
 
     /// Remove an upload record; with `completed`, record the completion in the same batch.
     pub fn finish_upload(&self, u: &UploadRecord, completed: Option<&CompletedUpload>) -> Result<()> {
+        let _s = index_span!("index.write", "uploads");
         let mut b = WriteBatch::default();
         b.delete_cf(self.cf(CF_UPLOADS)?, upload_key(&u.bucket, &u.key, &u.upload_id));
         b.delete_cf(self.cf(CF_UPLOAD_IDS)?, u.upload_id.as_bytes());
@@ -191,6 +202,7 @@ impl MetaStore {
     }
 
     pub fn completed_upload(&self, upload_id: &str) -> Result<Option<CompletedUpload>> {
+        let _s = index_span!("index.read", "completed");
         match self.db.get_cf(self.cf(CF_COMPLETED)?, upload_id.as_bytes())? {
             Some(v) => Ok(Some(decode(CF_COMPLETED, &v)?)),
             None => Ok(None),
@@ -222,6 +234,7 @@ impl MetaStore {
         upload_id_marker: Option<&str>,
         limit: usize,
     ) -> Result<Vec<UploadRecord>> {
+        let _s = index_span!("index.scan", "uploads");
         let cf = self.cf(CF_UPLOADS)?;
         let mut start = bucket.as_bytes().to_vec();
         start.push(0);
@@ -271,15 +284,18 @@ impl MetaStore {
 
     /// Store an object's metadata record (synced: the object is acknowledged after this).
     pub fn put_object_meta(&self, inode: &str, record: &[u8]) -> Result<()> {
+        let _s = index_span!("index.write", "objmeta");
         self.db.put_cf_opt(self.cf(CF_OBJMETA)?, inode.as_bytes(), record, &Self::synced())?;
         Ok(())
     }
 
     pub fn object_meta(&self, inode: &str) -> Result<Option<Vec<u8>>> {
+        let _s = index_span!("index.read", "objmeta");
         Ok(self.db.get_cf(self.cf(CF_OBJMETA)?, inode.as_bytes())?)
     }
 
     pub fn delete_object_meta(&self, inode: &str) -> Result<()> {
+        let _s = index_span!("index.write", "objmeta");
         self.db.delete_cf(self.cf(CF_OBJMETA)?, inode.as_bytes())?;
         Ok(())
     }
@@ -290,11 +306,13 @@ impl MetaStore {
     /// crash; after a power loss a staging file may outlive its record (then `strait` finds it
     /// only by a scan; documented in ARCHITECTURE.md).
     pub fn record_staging(&self, path: &Path) -> Result<()> {
+        let _s = index_span!("index.write", "staging");
         self.db.put_cf(self.cf(CF_STAGING)?, path.as_os_str().as_encoded_bytes(), b"")?;
         Ok(())
     }
 
     pub fn forget_staging(&self, path: &Path) -> Result<()> {
+        let _s = index_span!("index.write", "staging");
         self.db.delete_cf(self.cf(CF_STAGING)?, path.as_os_str().as_encoded_bytes())?;
         Ok(())
     }

@@ -61,6 +61,7 @@ class Server:
     ca: Path | None = None
     env_creds: bool = True
     extra_args: Sequence[str] = ()
+    extra_env: dict | None = None
 
     proc: subprocess.Popen | None = None
     scheme: str = "http"
@@ -94,6 +95,7 @@ class Server:
             env["STRAIT_ROOT_ACCESS_KEY"] = self.access_key
             env["STRAIT_ROOT_SECRET_KEY"] = self.secret_key
         env.setdefault("RUST_BACKTRACE", "1")
+        env.update(self.extra_env or {})
         self.root.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")

@@ -217,9 +217,10 @@ def test_sigkill_under_load_keeps_acknowledged_objects(spawn_server):
     verify_after_restart(s2, bucket, ledger)
 
 
-def start_partial_put(server: Server, path: str, data: bytes, sent: int) -> http.client.HTTPConnection:
+def start_partial_put(server: Server, path: str, data: bytes, sent: int, query=None) -> http.client.HTTPConnection:
     """A signed PUT of `data` with only the first `sent` bytes of the body written."""
-    target, hdrs, _ = Raw(server).sign("PUT", path, headers={"Content-Length": str(len(data))}, body=data)
+    target, hdrs, _ = Raw(server).sign("PUT", path, query=query, headers={"Content-Length": str(len(data))},
+                                       body=data)
     conn = http.client.HTTPConnection(server.host, server.port, timeout=60)
     conn.putrequest("PUT", target, skip_host=True, skip_accept_encoding=True)
     for k, v in hdrs.items():
@@ -348,4 +349,96 @@ def test_sigterm_lets_in_flight_put_finish(spawn_server, grace_config):
     assert rc == 0
     s2 = spawn_server(root=s.root, state_dir=s.state_dir)
     assert client(s2).get_object(Bucket="drain", Key="obj")["Body"].read() == data
+    assert staging_files(s2.root) == []
+
+
+SHORT_GRACE_SECS = 2
+
+
+@pytest.fixture
+def short_grace_config(tmp_path) -> Path:
+    f = tmp_path / "short-grace.toml"
+    f.write_text(f"[limits]\nshutdown_grace_secs = {SHORT_GRACE_SECS}\n")
+    return f
+
+
+def outcome(conn: http.client.HTTPConnection) -> str | int:
+    """The status a cut-off request finally got, or the exception that ended it."""
+    try:
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    except (OSError, http.client.HTTPException) as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def test_sigterm_aborts_requests_still_in_flight_after_grace(spawn_server, short_grace_config):
+    """A PUT and an UploadPart whose bodies never finish are aborted when the grace period
+    ends: the exiting process removes their staging files itself, exits 0, and nothing
+    partial becomes visible; what was acknowledged before SIGTERM is kept."""
+    s = spawn_server(extra_args=("--config", str(short_grace_config)))
+    c = client(s)
+    c.create_bucket(Bucket="abort")
+    up = c.create_multipart_upload(Bucket="abort", Key="mp")["UploadId"]
+    first = os.urandom(PART_SIZE)
+    p1 = c.upload_part(Bucket="abort", Key="mp", UploadId=up, PartNumber=1, Body=first)["ETag"]
+
+    data = os.urandom(4 * MIB)
+    part = os.urandom(2 * MIB)
+    put_conn = start_partial_put(s, key_path("abort", "dir/obj"), data, 2 * MIB)
+    part_conn = start_partial_put(s, key_path("abort", "mp"), part, MIB,
+                                  query={"partNumber": "2", "uploadId": up})
+    try:
+        wait_until(lambda: staging_files(s.root / "abort" / "dir"), "the PUT's staging file")
+        uploads = s.root / "abort" / ".strait-uploads" / up
+        wait_until(lambda: staging_files(uploads), "the part's staging file")
+        # Acknowledged while the two cut-off requests are in flight.
+        small = b"acknowledged before SIGTERM"
+        r = c.put_object(Bucket="abort", Key="dir/acked", Body=small)
+        assert r["ResponseMetadata"]["HTTPStatusCode"] == 200 and r["ETag"] == f'"{md5_hex(small)}"'
+        assert len(staging_files(s.root)) == 2, staging_files(s.root)
+
+        log_start = len(s.log_text())
+        sent_at = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = s.proc.wait(timeout=SHORT_GRACE_SECS + 5)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"strait still running {SHORT_GRACE_SECS + 5}s after SIGTERM; "
+                        f"staging: {staging_files(s.root)}; log tail:\n{s.log_text()[-3000:]}")
+        took = time.monotonic() - sent_at
+        # Right after the exit, before any restart: the exiting process cleaned up.
+        left = staging_files(s.root)
+        log = s.log_text()[log_start:]
+        put_result, part_result = outcome(put_conn), outcome(part_conn)
+    finally:
+        put_conn.close()
+        part_conn.close()
+
+    assert rc == 0, f"exit status {rc}; log tail:\n{log[-3000:]}"
+    assert left == [], f"staging files left by the exiting process: {left}; log tail:\n{log[-3000:]}"
+    assert "grace period over" in log, f"the grace period did not run out; log tail:\n{log[-3000:]}"
+    assert took >= SHORT_GRACE_SECS - 0.5, f"exited {took:.2f}s after SIGTERM, before the grace period ended"
+    for what, res in (("PUT", put_result), ("UploadPart", part_result)):
+        assert not isinstance(res, int) or res >= 400, f"aborted {what} got HTTP {res}"
+
+    s2 = spawn_server(root=s.root, state_dir=s.state_dir)
+    assert "removed leftover staging file" not in s2.log_text(), s2.log_text()[-3000:]
+    assert staging_files(s2.root) == []
+    c = client(s2)
+    assert c.get_object(Bucket="abort", Key="dir/acked")["Body"].read() == small
+    with pytest.raises(c.exceptions.NoSuchKey):
+        c.get_object(Bucket="abort", Key="dir/obj")
+    with pytest.raises(c.exceptions.NoSuchKey):
+        c.get_object(Bucket="abort", Key="mp")
+    assert [o["Key"] for o in c.list_objects_v2(Bucket="abort")["Contents"]] == ["dir/acked"]
+    # The upload keeps only its acknowledged part and can still be completed.
+    parts = c.list_parts(Bucket="abort", Key="mp", UploadId=up).get("Parts", [])
+    assert [(p["PartNumber"], p["ETag"]) for p in parts] == [(1, p1)]
+    last = b"tail"
+    p2 = c.upload_part(Bucket="abort", Key="mp", UploadId=up, PartNumber=2, Body=last)["ETag"]
+    r = c.complete_multipart_upload(Bucket="abort", Key="mp", UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": p1}, {"PartNumber": 2, "ETag": p2}]})
+    assert r["ETag"] == multipart_etag([first, last])
+    assert hashlib.md5(c.get_object(Bucket="abort", Key="mp")["Body"].read()).hexdigest() == md5_hex(first + last)
     assert staging_files(s2.root) == []

@@ -14,13 +14,44 @@ pub const WRITE_CHUNK_BYTES: usize = 1 << 20;
 /// Buffer size for file → response streams.
 pub const READ_CHUNK_BYTES: usize = 1 << 20;
 
+/// File-system operations submitted to the blocking pool and not finished (the I/O engine's
+/// queue depth, exported as a metric).
+static QUEUE_DEPTH: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+pub fn queue_depth() -> i64 {
+    QUEUE_DEPTH.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Submit `f` to the I/O engine (Tokio's blocking pool), inside the caller's tracing span so the
+/// file-system spans it opens are children of the request's span.
+pub async fn submit<T, F>(f: F) -> Result<T, tokio::task::JoinError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    use std::sync::atomic::Ordering::Relaxed;
+    struct Queued;
+    impl Drop for Queued {
+        fn drop(&mut self) {
+            QUEUE_DEPTH.fetch_sub(1, Relaxed);
+        }
+    }
+    QUEUE_DEPTH.fetch_add(1, Relaxed);
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _done = Queued;
+        span.in_scope(f)
+    })
+    .await
+}
+
 /// Run blocking file-system work off the async threads; map connector errors with `map`.
 pub async fn blocking<T, F>(map: fn(ConnectorError) -> S3Error, f: F) -> S3Result<T>
 where
     F: FnOnce() -> Result<T, ConnectorError> + Send + 'static,
     T: Send + 'static,
 {
-    match tokio::task::spawn_blocking(f).await {
+    match submit(f).await {
         Ok(r) => r.map_err(map),
         Err(e) => Err(S3Error::internal_error(e)),
     }
@@ -62,6 +93,9 @@ pub async fn write_body<W: StageFile>(
     let mut hasher = BodyHasher::new(algo);
     let mut size: u64 = 0;
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_CHUNK_BYTES);
+    // One span for all writes of this body: entered around each write, so its busy time is the
+    // time spent writing and its idle time the time spent waiting for the client.
+    let span = tracing::debug_span!(target: "strait::fs", "fs.write", bytes = tracing::field::Empty);
     if let Some(mut body) = body {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| body_err(&*e))?;
@@ -72,19 +106,21 @@ pub async fn write_body<W: StageFile>(
             hasher.update(&chunk);
             buf.extend_from_slice(&chunk);
             if buf.len() >= WRITE_CHUNK_BYTES {
-                (target, buf) = flush(target, buf).await?;
+                (target, buf) = flush(target, buf, &span).await?;
             }
         }
     }
     if !buf.is_empty() {
-        (target, _) = flush(target, buf).await?;
+        (target, _) = flush(target, buf, &span).await?;
     }
+    span.record("bytes", size as i64); // i64: tracing-opentelemetry stringifies u64
     Ok((target, size, hasher.finalize()))
 }
 
-async fn flush<W: StageFile>(mut target: W, mut buf: Vec<u8>) -> S3Result<(W, Vec<u8>)> {
+async fn flush<W: StageFile>(mut target: W, mut buf: Vec<u8>, span: &tracing::Span) -> S3Result<(W, Vec<u8>)> {
+    let span = span.clone();
     fs(move || {
-        target.file_mut().write_all(&buf)?;
+        span.in_scope(|| target.file_mut().write_all(&buf))?;
         buf.clear();
         Ok((target, buf))
     })
@@ -127,37 +163,44 @@ fn async_stream(
 ) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Sync + 'static {
     use std::os::unix::fs::FileExt;
     let file = std::sync::Arc::new(file);
-    futures::stream::unfold((file, offset, len), |(file, pos, left)| async move {
-        if left == 0 {
-            return None;
-        }
-        let want = (left as usize).min(READ_CHUNK_BYTES);
-        let f = file.clone();
-        let r = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; want];
-            let mut got = 0;
-            while got < want {
-                let n = f.read_at(&mut buf[got..], pos + got as u64)?;
-                if n == 0 {
-                    break;
+    // Created here, inside the request's span; the stream is polled after the handler returned.
+    // Entered around each read (busy time = reading).
+    let span = tracing::debug_span!(target: "strait::fs", "fs.read", bytes = len as i64);
+    futures::stream::unfold((file, offset, len), move |(file, pos, left)| {
+        let span = span.clone();
+        async move {
+            if left == 0 {
+                return None;
+            }
+            let want = (left as usize).min(READ_CHUNK_BYTES);
+            let f = file.clone();
+            let r = submit(move || {
+                let _s = span.enter();
+                let mut buf = vec![0u8; want];
+                let mut got = 0;
+                while got < want {
+                    let n = f.read_at(&mut buf[got..], pos + got as u64)?;
+                    if n == 0 {
+                        break;
+                    }
+                    got += n;
                 }
-                got += n;
+                buf.truncate(got);
+                Ok::<_, std::io::Error>(buf)
+            })
+            .await;
+            match r {
+                Ok(Ok(buf)) if buf.is_empty() => Some((
+                    Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "object shrank while being read")),
+                    (file, pos, 0),
+                )),
+                Ok(Ok(buf)) => {
+                    let n = buf.len() as u64;
+                    Some((Ok(bytes::Bytes::from(buf)), (file, pos + n, left - n)))
+                }
+                Ok(Err(e)) => Some((Err(e), (file, pos, 0))),
+                Err(e) => Some((Err(std::io::Error::other(e)), (file, pos, 0))),
             }
-            buf.truncate(got);
-            Ok::<_, std::io::Error>(buf)
-        })
-        .await;
-        match r {
-            Ok(Ok(buf)) if buf.is_empty() => Some((
-                Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "object shrank while being read")),
-                (file, pos, 0),
-            )),
-            Ok(Ok(buf)) => {
-                let n = buf.len() as u64;
-                Some((Ok(bytes::Bytes::from(buf)), (file, pos + n, left - n)))
-            }
-            Ok(Err(e)) => Some((Err(e), (file, pos, 0))),
-            Err(e) => Some((Err(std::io::Error::other(e)), (file, pos, 0))),
         }
     })
 }
