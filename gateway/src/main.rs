@@ -71,6 +71,10 @@ struct ServeArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // One process-wide TLS crypto provider (ring), for every rustls user in the process: our
+    // listener, and HTTP clients built with rustls but without a provider of their own (the
+    // OTLP exporter's reqwest client when features unify that way).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let result = match cli.cmd.unwrap_or(Cmd::Serve(ServeArgs::default())) {
         Cmd::Serve(args) => telemetry::init().and_then(|t| {
             let r = serve(args);
