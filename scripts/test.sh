@@ -69,6 +69,13 @@ fi
 "$venv/bin/aws" --version
 end
 
+# (b2) test tools built from source: the OTLP receiver (tests/otlp-receiver, Go; ~1.5 min and
+# ~340 MB of modules from the Go module proxy on a fresh machine, then Go's build cache) ------
+begin tools
+[ -d /usr/local/go/bin ] && export PATH="$PATH:/usr/local/go/bin"
+export STRAIT_OTLP_RECEIVER="$(bash "$repo/scripts/build-otlp-receiver.sh")"
+end
+
 # (c) cargo build and unit tests ------------------------------------------------------------
 if [ "${STRAIT_SKIP_CARGO:-0}" = "1" ]; then
   echo "==> [cargo] skipped (STRAIT_SKIP_CARGO=1)"

@@ -8,6 +8,7 @@ scripts/build-otlp-receiver.sh.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -23,6 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def receiver_bin() -> str:
+    if os.environ.get("STRAIT_OTLP_RECEIVER"):  # built by scripts/test.sh
+        return os.environ["STRAIT_OTLP_RECEIVER"]
     r = subprocess.run(["bash", str(REPO / "scripts" / "build-otlp-receiver.sh")],
                        capture_output=True, text=True, timeout=900)
     if r.returncode != 0:
