@@ -17,6 +17,7 @@ macro_rules! fs_span {
 
 pub mod error;
 mod fsutil;
+pub mod index;
 pub mod key;
 pub mod list;
 pub mod meta;

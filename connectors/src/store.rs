@@ -35,6 +35,10 @@ pub trait SideState: Send + Sync + 'static {
         Ok(None)
     }
     fn delete_meta(&self, _inode: &str) {}
+    /// The listing index, if this state keeps one ([`crate::index`]).
+    fn list_index(&self) -> Option<&dyn crate::index::ListIndex> {
+        None
+    }
 }
 
 fn inode_key(st: &rustix::fs::Stat) -> String {
@@ -233,6 +237,9 @@ impl PosixStore {
             e => ConnectorError::from_errno(e, format!("rmdir bucket {name}")),
         })?;
         rustix::fs::fsync(&self.inner.root_fd).ctx(|| "fsync root".into())?;
+        if let Some(ix) = self.inner.journal.list_index() {
+            ix.drop_bucket(name)?;
+        }
         Ok(())
     }
 

@@ -53,6 +53,9 @@ pub struct ServerFile {
     pub access_log: Option<String>,
     /// Address of the admin listener (/metrics, /health/live, /health/ready).
     pub admin_listen: Option<SocketAddr>,
+    /// Keep the listing index (default true); false lists by reading and sorting every visited
+    /// directory on every request (for comparison, or to rule the index out).
+    pub listing_index: Option<bool>,
 }
 
 /// The whole file.
@@ -75,6 +78,7 @@ pub struct Config {
     pub allow_sigv2: bool,
     pub access_log: Option<String>,
     pub admin_listen: Option<SocketAddr>,
+    pub listing_index: bool,
     pub limits: Limits,
 }
 
@@ -129,6 +133,7 @@ impl Config {
             allow_sigv2: s.allow_sigv2,
             access_log: o.access_log.or(s.access_log),
             admin_listen: o.admin_listen.or(s.admin_listen),
+            listing_index: s.listing_index.unwrap_or(true),
             limits: file.limits,
         })
     }

@@ -33,6 +33,40 @@ enum Cmd {
         /// The TOML file.
         file: PathBuf,
     },
+    /// The listing index (derived from the file system). Run while the gateway is stopped: the
+    /// metadata store is opened by one process at a time.
+    Index {
+        #[command(subcommand)]
+        cmd: IndexCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum IndexCmd {
+    /// Report drift between the listing index and the file system; exit status 1 if any.
+    Verify(StoreArgs),
+    /// Forget the listing index (listings rebuild it); with --warm, rebuild it now.
+    Rebuild {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Walk every bucket now instead of at the first listings.
+        #[arg(long)]
+        warm: bool,
+    },
+}
+
+/// Where the tree and the state are (as for `serve`).
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// TOML configuration file (server.root and server.state_dir are read from it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory whose sub-directories are the buckets [default: ./data].
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// State directory [default: <root>/.strait].
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Default)]
@@ -82,6 +116,7 @@ fn main() -> std::process::ExitCode {
             r
         }),
         Cmd::CheckConfig { file } => check_config(&file),
+        Cmd::Index { cmd } => index_cmd(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -95,6 +130,74 @@ fn main() -> std::process::ExitCode {
 fn check_config(file: &Path) -> Result<(), String> {
     let cfg = Config::build(config::load_file(file)?, Overrides::default())?;
     println!("{cfg:#?}");
+    Ok(())
+}
+
+fn index_cmd(cmd: IndexCmd) -> Result<(), String> {
+    let (args, warm, verify) = match cmd {
+        IndexCmd::Verify(a) => (a, false, true),
+        IndexCmd::Rebuild { store, warm } => (store, warm, false),
+    };
+    let file = match &args.config {
+        Some(p) => config::load_file(p)?,
+        None => ConfigFile::default(),
+    };
+    let overrides = Overrides { root: args.root, state_dir: args.state_dir, ..Default::default() };
+    let cfg = Config::build(file, overrides)?;
+    let meta = Arc::new(MetaStore::open(&cfg.state_dir.join("db")).map_err(|e| {
+        format!(
+            "metadata store {}: {e} (is a gateway running on this state directory? stop it first)",
+            cfg.state_dir.display()
+        )
+    })?);
+    let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone(), true))).map_err(|e| format!("root: {e}"))?;
+    let buckets = store.list_buckets(s3s::path::check_bucket_name).map_err(|e| e.to_string())?;
+    if !verify {
+        meta.clear_listing().map_err(|e| e.to_string())?;
+        println!("listing index cleared");
+        if !warm {
+            return Ok(());
+        }
+    }
+    let mut drift = 0;
+    for b in &buckets {
+        let bucket = store.bucket(&b.name).map_err(|e| e.to_string())?;
+        if verify {
+            let r = strait_connectors::list::verify(&bucket).map_err(|e| format!("{}: {e}", b.name))?;
+            println!(
+                "{}: {} directories trusted, {} to re-read, {} cached records checked, {} drift",
+                b.name,
+                r.trusted_dirs,
+                r.unstamped_dirs,
+                r.cached_files,
+                r.drift.len()
+            );
+            for d in &r.drift {
+                println!("  drift: {d}");
+            }
+            drift += r.drift.len();
+        } else {
+            let (mut after, mut keys) = (None::<String>, 0usize);
+            loop {
+                let q = strait_connectors::list::ListQuery {
+                    prefix: "",
+                    delimiter: None,
+                    after: after.as_deref(),
+                    max_keys: 10_000,
+                };
+                let page = strait_connectors::list::list(&bucket, &q).map_err(|e| format!("{}: {e}", b.name))?;
+                keys += page.items.len();
+                after = page.items.last().map(|i| i.key().to_owned());
+                if !page.truncated {
+                    break;
+                }
+            }
+            println!("{}: indexed {keys} keys", b.name);
+        }
+    }
+    if drift > 0 {
+        return Err(format!("{drift} differences between the listing index and the file system"));
+    }
     Ok(())
 }
 
@@ -134,7 +237,8 @@ fn root_credentials(meta: &MetaStore) -> Result<(String, String), String> {
 }
 
 /// The connector's side state (staging journal, large metadata records) in the metadata store.
-struct Journal(Arc<MetaStore>);
+/// The metadata store as the connectors' side state; `.1`: whether the listing index is on.
+struct Journal(Arc<MetaStore>, bool);
 
 impl strait_connectors::SideState for Journal {
     fn record(&self, path: &Path) -> strait_connectors::Result<()> {
@@ -162,6 +266,49 @@ impl strait_connectors::SideState for Journal {
             tracing::warn!(error = %e, inode, "metadata side table");
         }
     }
+    fn list_index(&self) -> Option<&dyn strait_connectors::index::ListIndex> {
+        self.1.then_some(self as &dyn strait_connectors::index::ListIndex)
+    }
+}
+
+fn index_err(e: strait_metadata::MetaError) -> strait_connectors::ConnectorError {
+    strait_connectors::ConnectorError::Busy(format!("listing index: {e}"))
+}
+
+impl strait_connectors::index::ListIndex for Journal {
+    fn stamp(&self, bucket: &str, dir: &str) -> strait_connectors::Result<Option<strait_connectors::index::DirStamp>> {
+        let v = self.0.dir_stamp(bucket, dir).map_err(index_err)?;
+        Ok(v.and_then(|v| strait_connectors::index::DirStamp::decode(&v)))
+    }
+    fn children(
+        &self,
+        bucket: &str,
+        dir: &str,
+        from: &str,
+        limit: usize,
+    ) -> strait_connectors::Result<Vec<(String, Vec<u8>)>> {
+        self.0.dir_children(bucket, dir, from, limit).map_err(index_err)
+    }
+    fn apply(
+        &self,
+        bucket: &str,
+        dir: &str,
+        batch: strait_connectors::index::DirBatch,
+    ) -> strait_connectors::Result<()> {
+        let stamp = batch.stamp.map(|s| s.encode());
+        self.0.apply_dir(bucket, dir, &batch.add, &batch.remove, stamp.as_deref()).map_err(index_err)
+    }
+    fn cache_meta(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: &strait_connectors::index::CachedMeta,
+    ) -> strait_connectors::Result<()> {
+        self.0.put_listing_entry(bucket, key, &meta.encode()).map_err(index_err)
+    }
+    fn drop_bucket(&self, bucket: &str) -> strait_connectors::Result<()> {
+        self.0.drop_listing(bucket).map_err(index_err)
+    }
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
@@ -186,7 +333,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
     let meta = Arc::new(MetaStore::open(&cfg.state_dir.join("db")).map_err(|e| format!("metadata store: {e}"))?);
     let (ak, sk) = root_credentials(&meta)?;
-    let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone()))).map_err(|e| format!("root: {e}"))?;
+    let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone(), cfg.listing_index)))
+        .map_err(|e| format!("root: {e}"))?;
     for p in meta.staging_files().map_err(|e| e.to_string())? {
         store.remove_stale_staging(&p);
     }

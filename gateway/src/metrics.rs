@@ -27,6 +27,7 @@ pub struct Metrics {
     bytes_out: Counter,
     in_flight: Gauge,
     io_queue_depth: Gauge,
+    listing_dirs: Family<Labels, Counter>,
     otel: Otel,
 }
 
@@ -39,6 +40,7 @@ struct Otel {
     bytes_out: opentelemetry::metrics::Counter<u64>,
     in_flight: opentelemetry::metrics::UpDownCounter<i64>,
     _io_queue_depth: opentelemetry::metrics::ObservableGauge<i64>,
+    _listing_dirs: opentelemetry::metrics::ObservableCounter<u64>,
 }
 
 impl Otel {
@@ -82,10 +84,22 @@ impl Otel {
                 .with_description(IO_QUEUE_HELP)
                 .with_callback(|o| o.observe(crate::s3::io::queue_depth(), &[]))
                 .build(),
+            _listing_dirs: m
+                .u64_observable_counter("strait.listing.directories")
+                .with_unit("{directory}")
+                .with_description(LISTING_DIRS_HELP)
+                .with_callback(|o| {
+                    let (read, indexed) = strait_connectors::list::directory_counts();
+                    o.observe(read, &[KeyValue::new("source", "readdir")]);
+                    o.observe(indexed, &[KeyValue::new("source", "index")]);
+                })
+                .build(),
         }
     }
 }
 
+const LISTING_DIRS_HELP: &str =
+    "Directories visited by listings, by source: readdir (read and sorted) or index (a trusted snapshot)";
 const IO_QUEUE_HELP: &str =
     "File-system operations submitted to the I/O engine (the blocking thread pool) and not finished";
 
@@ -104,7 +118,20 @@ impl Metrics {
         registry.register("requests_in_flight", "Requests being served", in_flight.clone());
         let io_queue_depth = Gauge::default();
         registry.register("io_queue_depth", IO_QUEUE_HELP, io_queue_depth.clone());
-        Self { registry, requests, errors, latency, bytes_in, bytes_out, in_flight, io_queue_depth, otel: Otel::new() }
+        let listing_dirs = Family::<Labels, Counter>::default();
+        registry.register("listing_directories", LISTING_DIRS_HELP, listing_dirs.clone());
+        Self {
+            registry,
+            requests,
+            errors,
+            latency,
+            bytes_in,
+            bytes_out,
+            in_flight,
+            io_queue_depth,
+            listing_dirs,
+            otel: Otel::new(),
+        }
     }
 
     pub fn started(&self) {
@@ -147,6 +174,11 @@ impl Metrics {
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         self.io_queue_depth.set(crate::s3::io::queue_depth());
+        let (read, indexed) = strait_connectors::list::directory_counts();
+        for (source, n) in [("readdir", read), ("index", indexed)] {
+            let c = self.listing_dirs.get_or_create(&vec![("source".into(), source.into())]);
+            c.inc_by(n.saturating_sub(c.get()));
+        }
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out

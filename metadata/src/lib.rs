@@ -12,6 +12,12 @@
 //! | `completed` | `upload_id` | [`CompletedUpload`] (makes Complete idempotent on retry) |
 //! | `staging` | absolute path of a staging file | empty |
 //! | `objmeta` | `dev:ino` of an object's inode | the object's metadata record, when it is too large for the file system's xattrs |
+//! | `listing` | `bucket 0x00 key`, directories as `key/` | a listing-index entry: empty, or the file's cached metadata (connectors' `index::CachedMeta`) |
+//! | `dirstamps` | `bucket 0x00 dir` (`""` or `a/b/`) | the stamp of a trusted directory snapshot (connectors' `index::DirStamp`) |
+//!
+//! `listing` and `dirstamps` are derived data (rebuilt from the file system on demand) and are
+//! written without sync. In `listing`, byte order is S3 key order: a directory `d/` sorts
+//! exactly where its keys `d/...` do, and its subtree is the range `[d/, d0)` (`0` follows `/`).
 //!
 //! Bucket names and keys never contain NUL (the gateway validates both), so `0x00` separates
 //! fields and sorts a key before every longer key it prefixes: listing uploads by
@@ -28,7 +34,10 @@ const CF_UPLOAD_IDS: &str = "upload_ids";
 const CF_COMPLETED: &str = "completed";
 const CF_STAGING: &str = "staging";
 const CF_OBJMETA: &str = "objmeta";
-const ALL_CFS: [&str; 6] = [CF_CONFIG, CF_UPLOADS, CF_UPLOAD_IDS, CF_COMPLETED, CF_STAGING, CF_OBJMETA];
+const CF_LISTING: &str = "listing";
+const CF_DIRSTAMPS: &str = "dirstamps";
+const ALL_CFS: [&str; 8] =
+    [CF_CONFIG, CF_UPLOADS, CF_UPLOAD_IDS, CF_COMPLETED, CF_STAGING, CF_OBJMETA, CF_LISTING, CF_DIRSTAMPS];
 
 /// Format version of every value written by this build.
 pub const FORMAT_VERSION: u32 = 1;
@@ -98,6 +107,15 @@ macro_rules! index_span {
     ($name:literal, $table:literal) => {
         tracing::debug_span!(target: "strait::index", $name, "db.collection.name" = $table).entered()
     };
+}
+
+/// `bucket 0x00 rest`.
+fn join(bucket: &str, rest: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(bucket.len() + rest.len() + 1);
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    k.extend_from_slice(rest.as_bytes());
+    k
 }
 
 fn upload_key(bucket: &str, key: &str, id: &str) -> Vec<u8> {
@@ -297,6 +315,124 @@ impl MetaStore {
     pub fn delete_object_meta(&self, inode: &str) -> Result<()> {
         let _s = index_span!("index.write", "objmeta");
         self.db.delete_cf(self.cf(CF_OBJMETA)?, inode.as_bytes())?;
+        Ok(())
+    }
+
+    // --- listing index (derived data; see the table above) ---------------------------------
+
+    pub fn dir_stamp(&self, bucket: &str, dir: &str) -> Result<Option<Vec<u8>>> {
+        let _s = index_span!("index.read", "dirstamps");
+        Ok(self.db.get_cf(self.cf(CF_DIRSTAMPS)?, join(bucket, dir))?)
+    }
+
+    /// Up to `limit` immediate children of `dir` with names ≥ `from`: a name ending in `/` is a
+    /// directory, whose subtree is skipped with one seek.
+    pub fn dir_children(&self, bucket: &str, dir: &str, from: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+        let _s = index_span!("index.scan", "listing");
+        let base = join(bucket, dir);
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_LISTING)?);
+        let mut seek = base.clone();
+        seek.extend_from_slice(from.as_bytes());
+        it.seek(&seek);
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some(k) = it.key() else { break };
+            if !k.starts_with(&base) {
+                break;
+            }
+            let rel = &k[base.len()..];
+            if rel.is_empty() {
+                // `dir` itself: its entry in its parent directory.
+                it.next();
+                continue;
+            }
+            match rel.iter().position(|&b| b == b'/') {
+                // A file directly in `dir`.
+                None => {
+                    out.push((String::from_utf8_lossy(rel).into_owned(), it.value().unwrap_or_default().to_vec()));
+                    it.next();
+                }
+                Some(i) => {
+                    if i + 1 == rel.len() {
+                        out.push((String::from_utf8_lossy(rel).into_owned(), it.value().unwrap_or_default().to_vec()));
+                    }
+                    // Past the subtree `rel[..=i]`: seek to `rel[..i] + "0"`.
+                    let mut next = base.clone();
+                    next.extend_from_slice(&rel[..i]);
+                    next.push(b'0');
+                    it.seek(&next);
+                }
+            }
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// One directory's snapshot change in one batch: names added (empty values), names removed
+    /// (a directory with its whole subtree and the stamps below it), and the new stamp.
+    pub fn apply_dir(
+        &self,
+        bucket: &str,
+        dir: &str,
+        add: &[String],
+        remove: &[String],
+        stamp: Option<&[u8]>,
+    ) -> Result<()> {
+        let _s = index_span!("index.write", "listing");
+        let (listing, stamps) = (self.cf(CF_LISTING)?, self.cf(CF_DIRSTAMPS)?);
+        let mut b = WriteBatch::default();
+        let base = join(bucket, dir);
+        for name in add {
+            let mut k = base.clone();
+            k.extend_from_slice(name.as_bytes());
+            b.put_cf(listing, k, b"");
+        }
+        for name in remove {
+            let mut k = base.clone();
+            k.extend_from_slice(name.as_bytes());
+            if let Some(stem) = name.strip_suffix('/') {
+                let mut end = base.clone();
+                end.extend_from_slice(stem.as_bytes());
+                end.push(b'0');
+                b.delete_range_cf(listing, &k, &end);
+                b.delete_range_cf(stamps, &k, &end);
+            } else {
+                b.delete_cf(listing, k);
+            }
+        }
+        match stamp {
+            Some(v) => b.put_cf(stamps, &base, v),
+            None => b.delete_cf(stamps, &base),
+        }
+        self.db.write(b)?;
+        Ok(())
+    }
+
+    /// Cache a file entry's value (only if the entry is still in the snapshot).
+    pub fn put_listing_entry(&self, bucket: &str, key: &str, value: &[u8]) -> Result<()> {
+        let _s = index_span!("index.write", "listing");
+        self.db.put_cf(self.cf(CF_LISTING)?, join(bucket, key), value)?;
+        Ok(())
+    }
+
+    /// Forget a bucket's listing index.
+    pub fn drop_listing(&self, bucket: &str) -> Result<()> {
+        let start = join(bucket, "");
+        let mut end = bucket.as_bytes().to_vec();
+        end.push(1);
+        let mut b = WriteBatch::default();
+        b.delete_range_cf(self.cf(CF_LISTING)?, &start, &end);
+        b.delete_range_cf(self.cf(CF_DIRSTAMPS)?, &start, &end);
+        self.db.write(b)?;
+        Ok(())
+    }
+
+    /// Forget the whole listing index (`strait index rebuild`); it is rebuilt as listed.
+    pub fn clear_listing(&self) -> Result<()> {
+        let mut b = WriteBatch::default();
+        b.delete_range_cf(self.cf(CF_LISTING)?, b"".as_slice(), [0xFFu8; 8].as_slice());
+        b.delete_range_cf(self.cf(CF_DIRSTAMPS)?, b"".as_slice(), [0xFFu8; 8].as_slice());
+        self.db.write(b)?;
         Ok(())
     }
 

@@ -1,0 +1,111 @@
+//! The listing index: per-directory snapshots of the tree, validated against the file system on
+//! every visit, so that a listing page costs what the page holds instead of a `readdir` and sort
+//! of every directory it touches.
+//!
+//! What is stored (by an implementation of [`ListIndex`], RocksDB in production):
+//! - one entry per immediate child of every directory a listing visited, keyed by the child's
+//!   full S3 key (directories as `name/`), so that the store's byte order is S3's order;
+//!   a file's entry caches its [`ObjectMeta`] together with the `ctime` it was read at;
+//! - one [`DirStamp`] per directory whose snapshot is trusted: the directory's inode, mtime and
+//!   ctime when it was read.
+//!
+//! The guarantee (tested in tests/e2e/test_listing_index.py):
+//! - A directory is re-read when its inode, mtime or ctime differ from its stamp. Creating,
+//!   removing or renaming an entry changes the directory's mtime and ctime, so such changes,
+//!   made through Strait or directly on the file system, show in the next listing.
+//! - A directory whose mtime or ctime lies within [`RACY_NS`] of the moment it was read gets no
+//!   stamp (it is re-read next time): file systems with coarse timestamps (one second on some)
+//!   could otherwise change twice within one tick unseen.
+//! - Every file a page returns is `stat`ed: a file overwritten in place (same directory, same
+//!   name) shows its new size, mtime and ETag, because its cached metadata is used only while
+//!   inode, size, mtime and ctime are unchanged. A file removed since the snapshot is dropped
+//!   from the page.
+//! - The index is derived data: nothing is lost by deleting it, and nothing is written to it
+//!   synchronously. A crash at any point leaves stamps that are either right or stale, and a
+//!   stale stamp only causes a re-read.
+
+use crate::error::Result;
+use crate::meta::ObjectMeta;
+use serde::{Deserialize, Serialize};
+
+/// A directory's identity and change times when its snapshot was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirStamp {
+    pub v: u32,
+    pub ino: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+}
+
+/// Changes younger than this (2 s) at snapshot time leave the directory unstamped.
+pub const RACY_NS: i128 = 2_000_000_000;
+
+impl DirStamp {
+    pub fn of(st: &rustix::fs::Stat) -> Self {
+        Self { v: 1, ino: st.st_ino, mtime_ns: crate::fsutil::mtime_ns(st), ctime_ns: ctime_ns(st) }
+    }
+
+    /// Whether a snapshot taken at `now_ns` of a directory with this stamp can be trusted later.
+    pub fn settled(&self, now_ns: i128) -> bool {
+        now_ns - self.mtime_ns.max(self.ctime_ns) >= RACY_NS
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("serializes")
+    }
+
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        serde_json::from_slice(b).ok()
+    }
+}
+
+pub fn ctime_ns(st: &rustix::fs::Stat) -> i128 {
+    st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128
+}
+
+/// A file entry's cached metadata, valid while the file's identity and ctime are unchanged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CachedMeta {
+    pub v: u32,
+    pub ctime_ns: i128,
+    pub meta: ObjectMeta,
+}
+
+impl CachedMeta {
+    /// Entry values: empty = no metadata cached yet (and every directory entry).
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("serializes")
+    }
+
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        if b.is_empty() {
+            return None;
+        }
+        serde_json::from_slice(b).ok()
+    }
+}
+
+/// Changes to one directory's snapshot, applied atomically.
+#[derive(Debug, Default)]
+pub struct DirBatch {
+    /// Names (directories as `name/`) to add with an empty value.
+    pub add: Vec<String>,
+    /// Names to remove; a directory name also removes everything below it.
+    pub remove: Vec<String>,
+    /// The new stamp; `None` removes the stamp (the directory is re-read next time).
+    pub stamp: Option<DirStamp>,
+}
+
+/// Storage of the listing index. `dir` is a directory's key prefix: `""` for the bucket's top,
+/// else `a/b/`; names are relative to it.
+pub trait ListIndex: Send + Sync {
+    fn stamp(&self, bucket: &str, dir: &str) -> Result<Option<DirStamp>>;
+    /// Up to `limit` immediate children of `dir` whose names are ≥ `from`, in byte order, with
+    /// their values (subtrees are skipped).
+    fn children(&self, bucket: &str, dir: &str, from: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>>;
+    fn apply(&self, bucket: &str, dir: &str, batch: DirBatch) -> Result<()>;
+    /// Cache a file entry's metadata (`key` is the full key).
+    fn cache_meta(&self, bucket: &str, key: &str, meta: &CachedMeta) -> Result<()>;
+    /// Forget everything about a bucket.
+    fn drop_bucket(&self, bucket: &str) -> Result<()>;
+}
