@@ -85,6 +85,29 @@ impl CachedMeta {
     }
 }
 
+/// A directory entry's value: the child directory's stamp when it was last read, and whether it
+/// then held a file directly. While the child's stamp still matches (one `stat`), a listing with
+/// a delimiter can emit the child as a common prefix without opening it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct DirInfo {
+    pub v: u32,
+    pub stamp: DirStamp,
+    pub has_file: bool,
+}
+
+impl DirInfo {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("serializes")
+    }
+
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        if b.is_empty() {
+            return None;
+        }
+        serde_json::from_slice(b).ok()
+    }
+}
+
 /// Changes to one directory's snapshot, applied atomically.
 #[derive(Debug, Default)]
 pub struct DirBatch {
@@ -94,6 +117,8 @@ pub struct DirBatch {
     pub remove: Vec<String>,
     /// The new stamp; `None` removes the stamp (the directory is re-read next time).
     pub stamp: Option<DirStamp>,
+    /// The directory's own entry in its parent (not for the bucket's top): `None` clears it.
+    pub info: Option<DirInfo>,
 }
 
 /// Storage of the listing index. `dir` is a directory's key prefix: `""` for the bucket's top,

@@ -27,4 +27,4 @@ pub mod store;
 pub use error::{ConnectorError, Result};
 pub use key::ObjectKey;
 pub use meta::{FileIdentity, ObjectMeta, StoredChecksum};
-pub use store::{Bucket, BucketInfo, OpenObject, PosixStore, PublishMode, SideState, Staging};
+pub use store::{Bucket, BucketInfo, BucketLink, OpenObject, PosixStore, PublishMode, SideState, Staging};

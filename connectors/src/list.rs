@@ -14,7 +14,7 @@
 
 use crate::error::{Ctx, Result};
 use crate::fsutil::{self, open_dir};
-use crate::index::{CachedMeta, DirBatch, DirStamp, ListIndex};
+use crate::index::{CachedMeta, DirBatch, DirInfo, DirStamp, ListIndex};
 use crate::key::INTERNAL_PREFIX;
 use crate::meta::{ObjectMeta, XATTR_MARKER};
 use crate::store::{read_meta, Bucket};
@@ -76,7 +76,9 @@ struct Walker<'q> {
     last_prefix: Option<String>,
 }
 
-/// Index entries fetched per read while walking a directory.
+/// Index entries fetched by the first read of a directory (often a few are enough: a subtree
+/// check, the end of a page) and by each later read.
+const INDEX_FIRST_CHUNK: usize = 32;
 const INDEX_CHUNK: usize = 512;
 
 /// One directory's entries in S3 order, from its snapshot in the index or from `readdir`.
@@ -87,26 +89,29 @@ enum Entries<'q> {
         bucket: &'q str,
         dir: String,
         next_from: Option<String>,
+        chunk: usize,
         buf: std::vec::IntoIter<(String, Vec<u8>)>,
     },
 }
 
 impl Entries<'_> {
-    fn next(&mut self) -> Result<Option<(String, Kind, Option<CachedMeta>)>> {
+    /// The next entry: name, kind, and its value in the index (empty when none).
+    fn next(&mut self) -> Result<Option<(String, Kind, Vec<u8>)>> {
         match self {
-            Self::Mem(it) => Ok(it.next().map(|(n, k)| (n, k, None))),
-            Self::Index { ix, bucket, dir, next_from, buf } => loop {
+            Self::Mem(it) => Ok(it.next().map(|(n, k)| (n, k, Vec::new()))),
+            Self::Index { ix, bucket, dir, next_from, chunk, buf } => loop {
                 if let Some((name, v)) = buf.next() {
                     let kind = if name.ends_with('/') { Kind::Dir } else { Kind::File };
-                    return Ok(Some((name, kind, CachedMeta::decode(&v))));
+                    return Ok(Some((name, kind, v)));
                 }
                 let Some(from) = next_from.take() else { return Ok(None) };
-                let chunk = ix.children(bucket, dir, &from, INDEX_CHUNK)?;
-                if chunk.len() == INDEX_CHUNK {
+                let got = ix.children(bucket, dir, &from, *chunk)?;
+                if got.len() == *chunk {
                     // Names never contain NUL: `last + "\0"` is the next possible name.
-                    *next_from = Some(format!("{}\0", chunk[chunk.len() - 1].0));
+                    *next_from = Some(format!("{}\0", got[got.len() - 1].0));
                 }
-                *buf = chunk.into_iter();
+                *chunk = INDEX_CHUNK;
+                *buf = got.into_iter();
             },
         }
     }
@@ -292,7 +297,10 @@ impl<'q> Walker<'q> {
             let now = now_ns();
             let fresh = read_sorted(dir, &mut self.page.skipped_non_utf8)?;
             let old = ix.children(self.bucket, dir_prefix, "", usize::MAX)?;
-            let mut batch = DirBatch { stamp: stamp.settled(now).then_some(stamp), ..Default::default() };
+            let settled = stamp.settled(now).then_some(stamp);
+            let has_file = fresh.iter().any(|(_, k)| *k == Kind::File);
+            let info = settled.map(|stamp| DirInfo { v: 1, stamp, has_file });
+            let mut batch = DirBatch { stamp: settled, info, ..Default::default() };
             // Both sides are sorted: one merge pass yields additions and removals.
             let (mut i, mut j) = (0, 0);
             while i < fresh.len() || j < old.len() {
@@ -322,6 +330,7 @@ impl<'q> Walker<'q> {
             bucket: self.bucket,
             dir: dir_prefix.to_owned(),
             next_from: Some(from.to_owned()),
+            chunk: INDEX_FIRST_CHUNK,
             buf: Vec::new().into_iter(),
         })
     }
@@ -329,7 +338,7 @@ impl<'q> Walker<'q> {
     fn walk(&mut self, dir: &OwnedFd, dir_prefix: &str) -> Result<Flow> {
         let from = self.seek_from(dir_prefix);
         let mut entries = self.entries(dir, dir_prefix, &from)?;
-        while let Some((name, kind, cached)) = entries.next()? {
+        while let Some((name, kind, value)) = entries.next()? {
             let full = format!("{dir_prefix}{name}");
             // Sorted: once past every key with the prefix, nothing later in this directory matches.
             let p = self.q.prefix;
@@ -337,8 +346,8 @@ impl<'q> Walker<'q> {
                 break;
             }
             let flow = match kind {
-                Kind::File => self.visit_file(dir, &name, full, cached)?,
-                Kind::Dir => self.visit_dir(dir, &name, &full)?,
+                Kind::File => self.visit_file(dir, &name, full, CachedMeta::decode(&value))?,
+                Kind::Dir => self.visit_dir(dir, &name, &full, DirInfo::decode(&value))?,
             };
             if flow == Flow::Stop {
                 return Ok(Flow::Stop);
@@ -386,11 +395,29 @@ impl<'q> Walker<'q> {
         Ok(self.offer(full, meta, fsutil::mtime_ns(&st)))
     }
 
-    fn visit_dir(&mut self, dir: &OwnedFd, name_slash: &str, full: &str) -> Result<Flow> {
+    fn visit_dir(&mut self, dir: &OwnedFd, name_slash: &str, full: &str, info: Option<DirInfo>) -> Result<Flow> {
         if !self.subtree_wanted(full) {
             return Ok(Flow::Continue);
         }
         let name = &name_slash[..name_slash.len() - 1];
+        // Rolled into a common prefix, and known to hold a file directly as long as it is
+        // unchanged: one stat instead of opening and reading it. (Not when the start key lies
+        // inside it: then only keys after the start count.)
+        if let (Some(d), Some(info)) = (self.q.delimiter, info) {
+            if let Some(cp) = common_prefix(full, self.q.prefix, d) {
+                let start_inside = self.q.after.is_some_and(|a| a.starts_with(full));
+                if info.has_file && !start_inside && self.last_prefix.as_deref() != Some(cp) {
+                    let _s = fs_span!("fs.stat");
+                    if let Ok(st) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                        if DirStamp::of(&st) == info.stamp {
+                            let cp = cp.to_owned();
+                            self.last_prefix = Some(cp.clone());
+                            return Ok(self.emit(ListItem::Prefix(cp)));
+                        }
+                    }
+                }
+            }
+        }
         let Ok(sub) = open_dir(dir, name) else {
             return Ok(Flow::Continue);
         };

@@ -127,6 +127,16 @@ struct Inner {
     root_fd: OwnedFd,
     locks: KeyLocks,
     journal: Arc<dyn SideState>,
+    /// Buckets linked onto directories elsewhere (`strait admin bucket link`): name → link.
+    links: std::sync::RwLock<std::collections::BTreeMap<String, BucketLink>>,
+}
+
+/// A bucket served from an existing directory outside the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketLink {
+    /// Absolute, canonical path of the directory.
+    pub path: PathBuf,
+    pub created_unix_s: i64,
 }
 
 /// The POSIX store. Cheap to clone.
@@ -167,7 +177,23 @@ impl PosixStore {
         let root_fd = rustix::fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .ctx(|| format!("open root {}", root.display()))?;
         let root = std::fs::canonicalize(root)?;
-        Ok(Self { inner: Arc::new(Inner { root, root_fd, locks: KeyLocks::new(), journal }) })
+        let links = Default::default();
+        Ok(Self { inner: Arc::new(Inner { root, root_fd, locks: KeyLocks::new(), journal, links }) })
+    }
+
+    /// Replace the set of linked buckets (read from the metadata store at start).
+    pub fn set_links(&self, links: impl IntoIterator<Item = (String, BucketLink)>) {
+        *self.inner.links.write().unwrap_or_else(|p| p.into_inner()) = links.into_iter().collect();
+    }
+
+    /// The link of a linked bucket.
+    pub fn link(&self, name: &str) -> Option<BucketLink> {
+        self.inner.links.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    /// Whether `name` is a bucket directory under the root (not a link).
+    pub fn has_root_bucket(&self, name: &str) -> bool {
+        open_dir(&self.inner.root_fd, name).is_ok()
     }
 
     pub fn root(&self) -> &Path {
@@ -178,7 +204,9 @@ impl PosixStore {
     /// staging prefix are ever removed.
     pub fn remove_stale_staging(&self, path: &Path) {
         let is_stage = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(STAGE_PREFIX));
-        if is_stage && path.starts_with(&self.inner.root) {
+        let in_links =
+            self.inner.links.read().unwrap_or_else(|p| p.into_inner()).values().any(|l| path.starts_with(&l.path));
+        if is_stage && (path.starts_with(&self.inner.root) || in_links) {
             match std::fs::remove_file(path) {
                 Ok(()) => tracing::info!(path = %path.display(), "removed leftover staging file"),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -190,17 +218,32 @@ impl PosixStore {
         self.inner.journal.forget(path);
     }
 
-    /// Open a bucket directory.
+    /// Open a bucket directory: a link's directory, else `<root>/<name>`.
     pub fn bucket(&self, name: &str) -> Result<Bucket> {
+        if let Some(link) = self.link(name) {
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+            let fd = rustix::fs::open(&link.path, flags, Mode::empty()).map_err(|e| match e {
+                Errno::NOENT | Errno::NOTDIR | Errno::LOOP => {
+                    tracing::warn!(bucket = name, path = %link.path.display(), "linked bucket directory is missing");
+                    ConnectorError::NoSuchBucket(name.to_owned())
+                }
+                e => ConnectorError::from_errno(e, format!("open linked bucket {name}")),
+            })?;
+            return Ok(Bucket { store: self.clone(), name: name.to_owned(), fd: Arc::new(fd), path: link.path });
+        }
         let fd = open_dir(&self.inner.root_fd, name).map_err(|e| match e {
             Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV => ConnectorError::NoSuchBucket(name.to_owned()),
             e => ConnectorError::from_errno(e, format!("open bucket {name}")),
         })?;
-        Ok(Bucket { store: self.clone(), name: name.to_owned(), fd: Arc::new(fd) })
+        let path = self.inner.root.join(name);
+        Ok(Bucket { store: self.clone(), name: name.to_owned(), fd: Arc::new(fd), path })
     }
 
     /// Create a bucket directory. [`ConnectorError::AlreadyExists`] if it exists.
     pub fn create_bucket(&self, name: &str, created_rfc3339: &str) -> Result<()> {
+        if self.link(name).is_some() {
+            return Err(ConnectorError::AlreadyExists(name.to_owned()));
+        }
         let root = &self.inner.root_fd;
         rustix::fs::mkdirat(root, name, Mode::from_raw_mode(fsutil::DIR_MODE)).map_err(|e| match e {
             Errno::EXIST => ConnectorError::AlreadyExists(name.to_owned()),
@@ -214,6 +257,13 @@ impl PosixStore {
 
     /// Delete an empty bucket. Internal leftovers (empty upload area) do not count as content.
     pub fn delete_bucket(&self, name: &str) -> Result<()> {
+        if let Some(link) = self.link(name) {
+            // The directory belongs to whoever linked it; only an administrator unlinks it.
+            return Err(ConnectorError::PermissionDenied(format!(
+                "bucket {name} is linked to {}: remove the link with `strait admin bucket unlink {name}`",
+                link.path.display()
+            )));
+        }
         let b = self.bucket(name)?;
         let mut has_uploads = false;
         for entry in rustix::fs::Dir::read_from(&*b.fd).ctx(|| format!("readdir {name}"))? {
@@ -263,6 +313,11 @@ impl PosixStore {
                 .unwrap_or_else(|| rustix::fs::fstat(&fd).map(|st| st.st_mtime).unwrap_or(0));
             out.push(BucketInfo { name: name.to_owned(), created_unix_s: created });
         }
+        for (name, link) in self.inner.links.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            // A link shadows a directory of the same name under the root.
+            out.retain(|b| &b.name != name);
+            out.push(BucketInfo { name: name.clone(), created_unix_s: link.created_unix_s });
+        }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
@@ -279,6 +334,8 @@ pub struct Bucket {
     store: PosixStore,
     name: String,
     fd: Arc<OwnedFd>,
+    /// Absolute path of the directory (for journaling and logs only).
+    path: PathBuf,
 }
 
 impl Bucket {
@@ -312,7 +369,7 @@ impl Bucket {
     /// Absolute path of the bucket directory (for journaling and logs only; all I/O goes
     /// through the directory fd).
     pub fn path(&self) -> PathBuf {
-        self.store.inner.root.join(&self.name)
+        self.path.clone()
     }
 
     /// Open an object for reading, with metadata validated against the file's identity.

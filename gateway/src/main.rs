@@ -39,6 +39,42 @@ enum Cmd {
         #[command(subcommand)]
         cmd: IndexCmd,
     },
+    /// Administration of buckets. Run while the gateway is stopped (it reads links at start).
+    Admin {
+        #[command(subcommand)]
+        cmd: AdminCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Linked buckets: buckets served from existing directories anywhere on the file system.
+    Bucket {
+        #[command(subcommand)]
+        cmd: BucketCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BucketCmd {
+    /// Serve the existing directory PATH as bucket NAME (nothing is moved or copied).
+    Link {
+        name: String,
+        path: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Stop serving a linked bucket (the directory and its files stay).
+    Unlink {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List linked buckets.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -117,6 +153,7 @@ fn main() -> std::process::ExitCode {
         }),
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Index { cmd } => index_cmd(cmd),
+        Cmd::Admin { cmd: AdminCmd::Bucket { cmd } } => bucket_cmd(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -133,17 +170,15 @@ fn check_config(file: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn index_cmd(cmd: IndexCmd) -> Result<(), String> {
-    let (args, warm, verify) = match cmd {
-        IndexCmd::Verify(a) => (a, false, true),
-        IndexCmd::Rebuild { store, warm } => (store, warm, false),
-    };
+/// The metadata store and the store of an offline command.
+fn open_offline(args: StoreArgs) -> Result<(Arc<MetaStore>, PosixStore, Config), String> {
     let file = match &args.config {
         Some(p) => config::load_file(p)?,
         None => ConfigFile::default(),
     };
     let overrides = Overrides { root: args.root, state_dir: args.state_dir, ..Default::default() };
     let cfg = Config::build(file, overrides)?;
+    std::fs::create_dir_all(&cfg.state_dir).map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
     let meta = Arc::new(MetaStore::open(&cfg.state_dir.join("db")).map_err(|e| {
         format!(
             "metadata store {}: {e} (is a gateway running on this state directory? stop it first)",
@@ -151,6 +186,77 @@ fn index_cmd(cmd: IndexCmd) -> Result<(), String> {
         )
     })?);
     let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone(), true))).map_err(|e| format!("root: {e}"))?;
+    store.set_links(load_links(&meta)?);
+    Ok((meta, store, cfg))
+}
+
+fn load_links(meta: &MetaStore) -> Result<Vec<(String, strait_connectors::BucketLink)>, String> {
+    let links = meta.bucket_links().map_err(|e| format!("linked buckets: {e}"))?;
+    Ok(links
+        .into_iter()
+        .map(|r| {
+            (r.name, strait_connectors::BucketLink { path: PathBuf::from(r.path), created_unix_s: r.created_unix_s })
+        })
+        .collect())
+}
+
+fn bucket_cmd(cmd: BucketCmd) -> Result<(), String> {
+    match cmd {
+        BucketCmd::Link { name, path, store } => {
+            let (meta, store, cfg) = open_offline(store)?;
+            if !s3s::path::check_bucket_name(&name) {
+                return Err(format!("{name}: not a valid S3 bucket name (3-63 of a-z 0-9 . -)"));
+            }
+            let path = std::fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            if !path.is_dir() {
+                return Err(format!("{}: not a directory", path.display()));
+            }
+            let state = std::fs::canonicalize(&cfg.state_dir).unwrap_or(cfg.state_dir.clone());
+            if path.starts_with(&state) || state.starts_with(&path) {
+                return Err(format!("{}: overlaps the state directory {}", path.display(), state.display()));
+            }
+            if let Some(l) = store.link(&name) {
+                return Err(format!("bucket {name} is already linked to {}", l.path.display()));
+            }
+            if store.has_root_bucket(&name) {
+                return Err(format!("bucket {name} exists under the root {}", store.root().display()));
+            }
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let r = strait_metadata::BucketRecord {
+                v: FORMAT_VERSION,
+                name: name.clone(),
+                path: path.to_string_lossy().into_owned(),
+                created_unix_s: now,
+                extra: Default::default(),
+            };
+            meta.put_bucket_link(&r).map_err(|e| e.to_string())?;
+            println!("linked bucket {name} -> {}", path.display());
+            Ok(())
+        }
+        BucketCmd::Unlink { name, store } => {
+            let (meta, _, _) = open_offline(store)?;
+            if !meta.delete_bucket_link(&name).map_err(|e| e.to_string())? {
+                return Err(format!("bucket {name} is not linked"));
+            }
+            println!("unlinked bucket {name} (its directory is unchanged)");
+            Ok(())
+        }
+        BucketCmd::List { store } => {
+            let (meta, _, _) = open_offline(store)?;
+            for r in meta.bucket_links().map_err(|e| e.to_string())? {
+                println!("{}\t{}", r.name, r.path);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn index_cmd(cmd: IndexCmd) -> Result<(), String> {
+    let (args, warm, verify) = match cmd {
+        IndexCmd::Verify(a) => (a, false, true),
+        IndexCmd::Rebuild { store, warm } => (store, warm, false),
+    };
+    let (meta, store, _) = open_offline(args)?;
     let buckets = store.list_buckets(s3s::path::check_bucket_name).map_err(|e| e.to_string())?;
     if !verify {
         meta.clear_listing().map_err(|e| e.to_string())?;
@@ -296,7 +402,8 @@ impl strait_connectors::index::ListIndex for Journal {
         batch: strait_connectors::index::DirBatch,
     ) -> strait_connectors::Result<()> {
         let stamp = batch.stamp.map(|s| s.encode());
-        self.0.apply_dir(bucket, dir, &batch.add, &batch.remove, stamp.as_deref()).map_err(index_err)
+        let info = batch.info.map(|i| i.encode()).unwrap_or_default();
+        self.0.apply_dir(bucket, dir, &batch.add, &batch.remove, stamp.as_deref(), &info).map_err(index_err)
     }
     fn cache_meta(
         &self,
@@ -335,6 +442,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let (ak, sk) = root_credentials(&meta)?;
     let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone(), cfg.listing_index)))
         .map_err(|e| format!("root: {e}"))?;
+    let links = load_links(&meta)?;
+    for (name, l) in &links {
+        eprintln!("strait: bucket {name} is linked to {}", l.path.display());
+    }
+    store.set_links(links);
     for p in meta.staging_files().map_err(|e| e.to_string())? {
         store.remove_stale_staging(&p);
     }

@@ -12,6 +12,7 @@
 //! | `completed` | `upload_id` | [`CompletedUpload`] (makes Complete idempotent on retry) |
 //! | `staging` | absolute path of a staging file | empty |
 //! | `objmeta` | `dev:ino` of an object's inode | the object's metadata record, when it is too large for the file system's xattrs |
+//! | `buckets` | bucket name | [`BucketRecord`]: a bucket linked onto a directory outside the root |
 //! | `listing` | `bucket 0x00 key`, directories as `key/` | a listing-index entry: empty, or the file's cached metadata (connectors' `index::CachedMeta`) |
 //! | `dirstamps` | `bucket 0x00 dir` (`""` or `a/b/`) | the stamp of a trusted directory snapshot (connectors' `index::DirStamp`) |
 //!
@@ -36,8 +37,9 @@ const CF_STAGING: &str = "staging";
 const CF_OBJMETA: &str = "objmeta";
 const CF_LISTING: &str = "listing";
 const CF_DIRSTAMPS: &str = "dirstamps";
-const ALL_CFS: [&str; 8] =
-    [CF_CONFIG, CF_UPLOADS, CF_UPLOAD_IDS, CF_COMPLETED, CF_STAGING, CF_OBJMETA, CF_LISTING, CF_DIRSTAMPS];
+const CF_BUCKETS: &str = "buckets";
+const ALL_CFS: [&str; 9] =
+    [CF_CONFIG, CF_UPLOADS, CF_UPLOAD_IDS, CF_COMPLETED, CF_STAGING, CF_OBJMETA, CF_LISTING, CF_DIRSTAMPS, CF_BUCKETS];
 
 /// Format version of every value written by this build.
 pub const FORMAT_VERSION: u32 = 1;
@@ -93,6 +95,18 @@ pub struct CompletedUpload {
     pub parts_digest: String,
     pub checksum: Option<(String, String, String)>,
     pub completed_unix_ms: i64,
+}
+
+/// A bucket linked onto an existing directory (`strait admin bucket link NAME PATH`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BucketRecord {
+    pub v: u32,
+    pub name: String,
+    /// Absolute, canonical path of the directory.
+    pub path: String,
+    pub created_unix_s: i64,
+    #[serde(default)]
+    pub extra: BTreeMap<String, String>,
 }
 
 /// The metadata store.
@@ -318,6 +332,32 @@ impl MetaStore {
         Ok(())
     }
 
+    // --- linked buckets ---------------------------------------------------------------------
+
+    pub fn put_bucket_link(&self, r: &BucketRecord) -> Result<()> {
+        self.db.put_cf_opt(self.cf(CF_BUCKETS)?, r.name.as_bytes(), encode(r), &Self::synced())?;
+        Ok(())
+    }
+
+    /// Remove a link (and the bucket's listing index); false if there was none.
+    pub fn delete_bucket_link(&self, name: &str) -> Result<bool> {
+        if self.db.get_cf(self.cf(CF_BUCKETS)?, name.as_bytes())?.is_none() {
+            return Ok(false);
+        }
+        self.db.delete_cf_opt(self.cf(CF_BUCKETS)?, name.as_bytes(), &Self::synced())?;
+        self.drop_listing(name)?;
+        Ok(true)
+    }
+
+    pub fn bucket_links(&self) -> Result<Vec<BucketRecord>> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_BUCKETS)?, IteratorMode::Start) {
+            let (_, v) = item?;
+            out.push(decode(CF_BUCKETS, &v)?);
+        }
+        Ok(out)
+    }
+
     // --- listing index (derived data; see the table above) ---------------------------------
 
     pub fn dir_stamp(&self, bucket: &str, dir: &str) -> Result<Option<Vec<u8>>> {
@@ -369,7 +409,8 @@ impl MetaStore {
     }
 
     /// One directory's snapshot change in one batch: names added (empty values), names removed
-    /// (a directory with its whole subtree and the stamps below it), and the new stamp.
+    /// (a directory with its whole subtree and the stamps below it), the new stamp, and the
+    /// value of the directory's own entry in its parent (`self_value`; not for the top).
     pub fn apply_dir(
         &self,
         bucket: &str,
@@ -377,6 +418,7 @@ impl MetaStore {
         add: &[String],
         remove: &[String],
         stamp: Option<&[u8]>,
+        self_value: &[u8],
     ) -> Result<()> {
         let _s = index_span!("index.write", "listing");
         let (listing, stamps) = (self.cf(CF_LISTING)?, self.cf(CF_DIRSTAMPS)?);
@@ -403,6 +445,9 @@ impl MetaStore {
         match stamp {
             Some(v) => b.put_cf(stamps, &base, v),
             None => b.delete_cf(stamps, &base),
+        }
+        if !dir.is_empty() {
+            b.put_cf(listing, &base, self_value);
         }
         self.db.write(b)?;
         Ok(())
