@@ -35,6 +35,9 @@ pub trait SideState: Send + Sync + 'static {
         Ok(None)
     }
     fn delete_meta(&self, _inode: &str) {}
+    /// An object was published, had its metadata rewritten, or was deleted (`tags` empty)
+    /// through Strait: keeps derived indexes (the object tag index) current. Best effort.
+    fn object_changed(&self, _bucket: &str, _key: &str, _tags: &[(String, String)]) {}
     /// The listing index, if this state keeps one ([`crate::index`]).
     fn list_index(&self) -> Option<&dyn crate::index::ListIndex> {
         None
@@ -448,6 +451,7 @@ impl Bucket {
         forget_meta(&*self.store.inner.journal, &dir, XATTR_MARKER);
         write_meta(&*self.store.inner.journal, &dir, XATTR_MARKER, &meta)?;
         rustix::fs::fsync(&dir).ctx(|| format!("fsync {}", key.path()))?;
+        self.store.inner.journal.object_changed(&self.name, key.as_str(), &meta.tags);
         Ok(meta)
     }
 
@@ -476,6 +480,7 @@ impl Bucket {
                 rustix::fs::fsync(&fd).ctx(|| format!("fsync {}", key.as_str()))?;
             }
         }
+        self.store.inner.journal.object_changed(&self.name, key.as_str(), &new.tags);
         Ok(())
     }
 
@@ -495,6 +500,7 @@ impl Bucket {
             rustix::fs::fsync(&dir).ctx(|| format!("fsync {}", key.path()))?;
             drop(dir);
             self.prune_empty(key.path());
+            self.store.inner.journal.object_changed(&self.name, key.as_str(), &[]);
             return Ok(());
         }
         let parent = open_dir(&*self.fd, parent_rel).map_err(|e| fsutil::map_lookup(e, key.as_str()))?;
@@ -511,6 +517,7 @@ impl Bucket {
         if !parent_rel.is_empty() {
             self.prune_empty(parent_rel);
         }
+        self.store.inner.journal.object_changed(&self.name, key.as_str(), &[]);
         Ok(())
     }
 
@@ -628,6 +635,7 @@ impl Staging {
         fs_span!("fs.fsync").in_scope(|| rustix::fs::fsync(&self.dir)).ctx(|| "fsync target directory".into())?;
         self.bucket.journal().forget(&self.journal_path);
         self.stage_name.clear();
+        self.bucket.journal().object_changed(&self.bucket.name, self.key.as_str(), &meta.tags);
         Ok(meta)
     }
 

@@ -1,19 +1,82 @@
-//! The admin listener: `/metrics` (Prometheus), `/health/live`, `/health/ready`.
+//! The admin listener: `/metrics` (Prometheus), `/health/live`, `/health/ready`, and the dataset
+//! catalog API (`/catalog/...`, JSON).
+//!
+//! Catalog endpoints:
+//! - `GET /catalog/datasets` (all), `GET /catalog/datasets/{id}`, `PUT /catalog/datasets/{id}`
+//!   (create or replace; body: a dataset JSON, see `catalog::Dataset`), `DELETE /catalog/datasets/{id}`;
+//! - `GET /catalog/search?q=words&keyword=&format=&steward=&bucket=&domain=` (all must match);
+//! - `GET /catalog/objects?tag=KEY=VALUE[&bucket=B][&limit=N]`: objects carrying the tag, from the
+//!   object tag index, each checked against the object's current metadata;
+//! - `GET /catalog/dcat`: the catalog as DCAT 3 JSON-LD (`application/ld+json`).
+//!
+//! With `STRAIT_ADMIN_TOKEN` set, every catalog request must carry `Authorization: Bearer TOKEN`.
 
+use crate::catalog::{self, Dataset};
 use crate::metrics::Metrics;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
+use strait_connectors::{ObjectKey, PosixStore};
+use strait_metadata::MetaStore;
 
-/// What readiness checks: the root and the state directory are reachable.
+/// Largest dataset document accepted.
+const DATASET_BYTES_MAX: usize = 256 << 10;
+
 #[derive(Clone)]
 pub struct Admin {
     pub metrics: Arc<Metrics>,
     pub root: PathBuf,
     pub state_dir: PathBuf,
+    pub meta: Arc<MetaStore>,
+    pub store: PosixStore,
+    /// Bearer token required by the catalog API, when set.
+    pub token: Option<String>,
+}
+
+type Resp = http::Response<Full<Bytes>>;
+
+fn text(status: u16, body: String, ctype: &'static str) -> Resp {
+    http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, ctype)
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts")
+}
+
+fn json_resp(status: u16, v: &serde_json::Value) -> Resp {
+    text(status, format!("{v:#}\n"), "application/json")
+}
+
+/// An API error: status and message, answered as `{"error": message}`.
+struct ApiError(u16, String);
+
+impl ApiError {
+    fn into_resp(self) -> Resp {
+        json_resp(self.0, &json!({"error": self.1}))
+    }
+}
+
+fn error(status: u16, msg: impl Into<String>) -> ApiError {
+    ApiError(status, msg.into())
+}
+
+fn query_params(q: Option<&str>) -> Vec<(String, String)> {
+    url_params(q.unwrap_or(""))
+}
+
+fn url_params(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let dec = |s: &str| urlencoding::decode(&s.replace('+', " ")).map(|c| c.into_owned()).unwrap_or_default();
+            (dec(k), dec(v))
+        })
+        .collect()
 }
 
 impl Admin {
@@ -24,15 +87,9 @@ impl Admin {
         Ok(())
     }
 
-    fn handle(&self, req: &http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
-        let text = |status: u16, body: String, ctype: &'static str| {
-            http::Response::builder()
-                .status(status)
-                .header(http::header::CONTENT_TYPE, ctype)
-                .body(Full::new(Bytes::from(body)))
-                .expect("static response parts")
-        };
-        match (req.method(), req.uri().path()) {
+    async fn handle(&self, req: http::Request<hyper::body::Incoming>) -> Resp {
+        let path = req.uri().path().to_owned();
+        match (req.method(), path.as_str()) {
             (&http::Method::GET, "/metrics") => {
                 text(200, self.metrics.render(), "application/openmetrics-text; version=1.0.0; charset=utf-8")
             }
@@ -41,8 +98,160 @@ impl Admin {
                 Ok(()) => text(200, "ready\n".into(), "text/plain"),
                 Err(e) => text(503, format!("not ready: {e}\n"), "text/plain"),
             },
+            (_, p) if p == "/catalog" || p.starts_with("/catalog/") => {
+                if let Some(t) = &self.token {
+                    let want = format!("Bearer {t}");
+                    let got = req.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
+                    let ok = got.is_some_and(|g| subtle::ConstantTimeEq::ct_eq(g, want.as_bytes()).into());
+                    if !ok {
+                        return error(401, "the catalog API needs Authorization: Bearer <STRAIT_ADMIN_TOKEN>").into_resp();
+                    }
+                }
+                let me = self.clone();
+                me.catalog(req).await.unwrap_or_else(ApiError::into_resp)
+            }
             _ => text(404, "not found\n".into(), "text/plain"),
         }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Admin) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || f(&me)).await.map_err(|e| error(500, e.to_string()))?
+    }
+
+    async fn catalog(self, req: http::Request<hyper::body::Incoming>) -> Result<Resp, ApiError> {
+        let db = |e: strait_metadata::MetaError| error(500, format!("metadata store: {e}"));
+        let path = req.uri().path().to_owned();
+        let params = query_params(req.uri().query());
+        let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let method = req.method().clone();
+        match (method, path.as_str()) {
+            (http::Method::GET, "/catalog/datasets") => {
+                let all = self.blocking(move |a| a.all_datasets()).await?;
+                Ok(json_resp(200, &json!({ "datasets": all })))
+            }
+            (http::Method::GET, "/catalog/search") => {
+                let q = catalog::Query {
+                    text: param("q").map(|q| q.split_whitespace().map(str::to_owned).collect()).unwrap_or_default(),
+                    keyword: param("keyword"),
+                    format: param("format"),
+                    steward: param("steward"),
+                    bucket: param("bucket"),
+                    domain: param("domain"),
+                };
+                let all = self.blocking(move |a| a.all_datasets()).await?;
+                let hits: Vec<_> = all.into_iter().filter(|d| q.matches(d)).collect();
+                Ok(json_resp(200, &json!({ "datasets": hits })))
+            }
+            (http::Method::GET, "/catalog/dcat") => {
+                let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+                let base = format!("http://{host}");
+                let all = self.blocking(move |a| a.all_datasets()).await?;
+                let doc = catalog::dcat(&all, &base);
+                Ok(text(200, format!("{doc:#}\n"), "application/ld+json"))
+            }
+            (http::Method::GET, "/catalog/objects") => {
+                let Some((k, v)) =
+                    param("tag").and_then(|t| t.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+                else {
+                    return Err(error(400, "tag: expected tag=KEY=VALUE"));
+                };
+                let bucket = param("bucket");
+                let limit = match param("limit").map(|l| l.parse::<usize>()) {
+                    None => 1000,
+                    Some(Ok(n)) if (1..=100_000).contains(&n) => n,
+                    Some(_) => return Err(error(400, "limit: expected 1..100000")),
+                };
+                let objects = self
+                    .blocking(move |a| {
+                        let hits = a.meta.objects_with_tag(&k, &v, bucket.as_deref(), limit).map_err(db)?;
+                        // The index is derived: keep only hits whose object still carries the tag.
+                        let mut out = Vec::new();
+                        for (b, key) in hits {
+                            let Ok(ok) = ObjectKey::parse(&key) else { continue };
+                            let Ok(obj) = a.store.bucket(&b).and_then(|bk| bk.open_object(&ok)) else { continue };
+                            if obj.meta.tags.iter().any(|(tk, tv)| *tk == k && *tv == v) {
+                                out.push(
+                                    json!({"bucket": b, "key": key, "size": obj.meta.id.size, "etag": obj.meta.etag}),
+                                );
+                            }
+                        }
+                        Ok(out)
+                    })
+                    .await?;
+                Ok(json_resp(200, &json!({ "objects": objects })))
+            }
+            (m, p) if p.starts_with("/catalog/datasets/") => {
+                let id = p["/catalog/datasets/".len()..].to_owned();
+                if !catalog::valid_id(&id) {
+                    return Err(error(400, "id: expected 1-64 of a-z 0-9 - _ . starting with a letter or digit"));
+                }
+                match m {
+                    http::Method::GET => {
+                        let d = self.blocking(move |a| a.dataset(&id)).await?;
+                        match d {
+                            Some(d) => Ok(json_resp(200, &serde_json::to_value(d).expect("serializes"))),
+                            None => Err(error(404, "no such dataset")),
+                        }
+                    }
+                    http::Method::DELETE => {
+                        let gone = self.blocking(move |a| a.meta.delete_dataset(&id).map_err(db)).await?;
+                        if gone {
+                            Ok(text(204, String::new(), "application/json"))
+                        } else {
+                            Err(error(404, "no such dataset"))
+                        }
+                    }
+                    http::Method::PUT => {
+                        let body = Limited::new(req.into_body(), DATASET_BYTES_MAX)
+                            .collect()
+                            .await
+                            .map_err(|e| error(413, format!("dataset document: {e} (at most 256 KiB)")))?
+                            .to_bytes();
+                        let mut d: Dataset =
+                            serde_json::from_slice(&body).map_err(|e| error(400, format!("dataset document: {e}")))?;
+                        d.validate().map_err(|e| error(400, e))?;
+                        let (status, d) = self
+                            .blocking(move |a| {
+                                let bucket = d.bucket.clone();
+                                match a.store.bucket(&bucket) {
+                                    Ok(_) => {}
+                                    Err(strait_connectors::ConnectorError::NoSuchBucket(_)) => {
+                                        return Err(error(400, format!("bucket: no bucket named {bucket}")))
+                                    }
+                                    Err(e) => return Err(error(500, e.to_string())),
+                                }
+                                let old = a.dataset(&id)?;
+                                let now = crate::access_log::now_rfc3339();
+                                d.v = catalog::FORMAT_VERSION;
+                                d.id = id.clone();
+                                d.created = old.as_ref().map_or_else(|| now.clone(), |o| o.created.clone());
+                                d.modified = now;
+                                let bytes = serde_json::to_vec(&d).expect("serializes");
+                                a.meta.put_dataset(&id, &bytes).map_err(db)?;
+                                Ok((if old.is_some() { 200 } else { 201 }, d))
+                            })
+                            .await?;
+                        Ok(json_resp(status, &serde_json::to_value(d).expect("serializes")))
+                    }
+                    _ => Err(error(405, "method not allowed")),
+                }
+            }
+            _ => Err(error(404, "not found")),
+        }
+    }
+
+    fn dataset(&self, id: &str) -> Result<Option<Dataset>, ApiError> {
+        let v = self.meta.dataset(id).map_err(|e| error(500, format!("metadata store: {e}")))?;
+        v.map(|v| serde_json::from_slice(&v).map_err(|e| error(500, format!("dataset record {id}: {e}")))).transpose()
+    }
+
+    fn all_datasets(&self) -> Result<Vec<Dataset>, ApiError> {
+        let all = self.meta.datasets().map_err(|e| error(500, format!("metadata store: {e}")))?;
+        all.iter().map(|v| serde_json::from_slice(v).map_err(|e| error(500, format!("dataset record: {e}")))).collect()
     }
 
     /// Serve the admin endpoints on `listener` until the process ends.
@@ -52,8 +261,8 @@ impl Admin {
             let admin = self.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
-                    let resp = admin.handle(&req);
-                    async move { Ok::<_, Infallible>(resp) }
+                    let admin = admin.clone();
+                    async move { Ok::<_, Infallible>(admin.handle(req).await) }
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), svc)

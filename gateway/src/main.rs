@@ -3,6 +3,7 @@
 mod access_log;
 mod admin;
 mod auth;
+mod catalog;
 mod config;
 mod metrics;
 mod s3;
@@ -39,11 +40,59 @@ enum Cmd {
         #[command(subcommand)]
         cmd: IndexCmd,
     },
+    /// The dataset catalog, through a running gateway's admin listener.
+    Catalog {
+        /// The admin listener's URL.
+        #[arg(long, default_value = "http://127.0.0.1:9001")]
+        admin: String,
+        /// Bearer token of the catalog API.
+        #[arg(long, env = "STRAIT_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[command(subcommand)]
+        cmd: CatalogCmd,
+    },
     /// Administration of buckets. Run while the gateway is stopped (it reads links at start).
     Admin {
         #[command(subcommand)]
         cmd: AdminCmd,
     },
+}
+
+#[derive(Subcommand)]
+enum CatalogCmd {
+    /// All datasets.
+    List,
+    /// One dataset.
+    Get { id: String },
+    /// Create or replace dataset ID from a JSON file (`-`: standard input).
+    Put { id: String, file: PathBuf },
+    /// Remove dataset ID (the data stays).
+    Delete { id: String },
+    /// Datasets matching every given criterion.
+    Search {
+        /// Words to find in title, description, keywords, domain, extra fields.
+        #[arg(long)]
+        q: Option<String>,
+        #[arg(long)]
+        keyword: Option<String>,
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long)]
+        steward: Option<String>,
+        #[arg(long)]
+        bucket: Option<String>,
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Objects carrying a tag (KEY=VALUE), from the object tag index.
+    Objects {
+        #[arg(long)]
+        tag: String,
+        #[arg(long)]
+        bucket: Option<String>,
+    },
+    /// The catalog as DCAT JSON-LD.
+    Dcat,
 }
 
 #[derive(Subcommand)]
@@ -154,6 +203,7 @@ fn main() -> std::process::ExitCode {
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Index { cmd } => index_cmd(cmd),
         Cmd::Admin { cmd: AdminCmd::Bucket { cmd } } => bucket_cmd(cmd),
+        Cmd::Catalog { admin, token, cmd } => catalog_cmd(&admin, token.as_deref(), cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -167,6 +217,67 @@ fn main() -> std::process::ExitCode {
 fn check_config(file: &Path) -> Result<(), String> {
     let cfg = Config::build(config::load_file(file)?, Overrides::default())?;
     println!("{cfg:#?}");
+    Ok(())
+}
+
+fn catalog_cmd(admin: &str, token: Option<&str>, cmd: CatalogCmd) -> Result<(), String> {
+    let base = admin.trim_end_matches('/');
+    let enc = |s: &str| urlencoding::encode(s).into_owned();
+    let (method, path, body) = match cmd {
+        CatalogCmd::List => ("GET", "/catalog/datasets".to_owned(), None),
+        CatalogCmd::Get { id } => ("GET", format!("/catalog/datasets/{}", enc(&id)), None),
+        CatalogCmd::Delete { id } => ("DELETE", format!("/catalog/datasets/{}", enc(&id)), None),
+        CatalogCmd::Put { id, file } => {
+            let body = if file.as_os_str() == "-" {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).map_err(|e| e.to_string())?;
+                b
+            } else {
+                std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?
+            };
+            ("PUT", format!("/catalog/datasets/{}", enc(&id)), Some(body))
+        }
+        CatalogCmd::Search { q, keyword, format, steward, bucket, domain } => {
+            let params: Vec<String> = [
+                ("q", q),
+                ("keyword", keyword),
+                ("format", format),
+                ("steward", steward),
+                ("bucket", bucket),
+                ("domain", domain),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k}={}", enc(&v))))
+            .collect();
+            ("GET", format!("/catalog/search?{}", params.join("&")), None)
+        }
+        CatalogCmd::Objects { tag, bucket } => {
+            let mut p = format!("/catalog/objects?tag={}", enc(&tag));
+            if let Some(b) = bucket {
+                p += &format!("&bucket={}", enc(&b));
+            }
+            ("GET", p, None)
+        }
+        CatalogCmd::Dcat => ("GET", "/catalog/dcat".to_owned(), None),
+    };
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut req = client.request(method.parse().expect("method literal"), format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b);
+    }
+    let resp = req.send().map_err(|e| format!("{base}: {e}"))?;
+    let status = resp.status();
+    let text = resp.text().map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("{status}: {}", text.trim()));
+    }
+    print!("{text}");
     Ok(())
 }
 
@@ -293,6 +404,11 @@ fn index_cmd(cmd: IndexCmd) -> Result<(), String> {
                 };
                 let page = strait_connectors::list::list(&bucket, &q).map_err(|e| format!("{}: {e}", b.name))?;
                 keys += page.items.len();
+                for item in &page.items {
+                    if let strait_connectors::list::ListItem::Object { key, meta: m, .. } = item {
+                        meta.set_object_tags(&b.name, key, &m.tags).map_err(|e| e.to_string())?;
+                    }
+                }
                 after = page.items.last().map(|i| i.key().to_owned());
                 if !page.truncated {
                     break;
@@ -370,6 +486,11 @@ impl strait_connectors::SideState for Journal {
     fn delete_meta(&self, inode: &str) {
         if let Err(e) = self.0.delete_object_meta(inode) {
             tracing::warn!(error = %e, inode, "metadata side table");
+        }
+    }
+    fn object_changed(&self, bucket: &str, key: &str, tags: &[(String, String)]) {
+        if let Err(e) = self.0.set_object_tags(bucket, key, tags) {
+            tracing::warn!(error = %e, bucket, key, "object tag index");
         }
     }
     fn list_index(&self) -> Option<&dyn strait_connectors::index::ListIndex> {
@@ -454,6 +575,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     meta.prune_completed(now_ms - week_ms).map_err(|e| e.to_string())?;
 
+    let admin_store = store.clone();
+    let admin_meta = meta.clone();
     let strait = s3::Strait { store, meta, limits: Arc::new(cfg.limits.clone()), region: cfg.region.clone() };
     let mut b = s3s::service::S3ServiceBuilder::new(strait);
     b.set_auth(auth::KeyStore::new([(ak, sk)]));
@@ -466,7 +589,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     let service = b.build();
     let metrics = Arc::new(metrics::Metrics::new());
-    let admin = admin::Admin { metrics: metrics.clone(), root: cfg.root.clone(), state_dir: cfg.state_dir.clone() };
+    let admin = admin::Admin {
+        metrics: metrics.clone(),
+        root: cfg.root.clone(),
+        state_dir: cfg.state_dir.clone(),
+        meta: admin_meta,
+        store: admin_store,
+        token: std::env::var("STRAIT_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
+    };
     let access_log = match cfg.access_log.as_deref() {
         Some(dest) => Some(access_log::AccessLog::open(dest).map_err(|e| format!("access log {dest}: {e}"))?),
         None => None,

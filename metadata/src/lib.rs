@@ -13,6 +13,9 @@
 //! | `staging` | absolute path of a staging file | empty |
 //! | `objmeta` | `dev:ino` of an object's inode | the object's metadata record, when it is too large for the file system's xattrs |
 //! | `buckets` | bucket name | [`BucketRecord`]: a bucket linked onto a directory outside the root |
+//! | `datasets` | dataset id | a catalog dataset (the gateway's `catalog::Dataset` JSON) |
+//! | `tags` | `tag-key 0x00 tag-value 0x00 bucket 0x00 key` | empty: the object tag index |
+//! | `objtags` | `bucket 0x00 key` | the object's indexed tag set (JSON pairs), to replace its `tags` entries |
 //! | `listing` | `bucket 0x00 key`, directories as `key/` | a listing-index entry: empty, or the file's cached metadata (connectors' `index::CachedMeta`) |
 //! | `dirstamps` | `bucket 0x00 dir` (`""` or `a/b/`) | the stamp of a trusted directory snapshot (connectors' `index::DirStamp`) |
 //!
@@ -38,8 +41,23 @@ const CF_OBJMETA: &str = "objmeta";
 const CF_LISTING: &str = "listing";
 const CF_DIRSTAMPS: &str = "dirstamps";
 const CF_BUCKETS: &str = "buckets";
-const ALL_CFS: [&str; 9] =
-    [CF_CONFIG, CF_UPLOADS, CF_UPLOAD_IDS, CF_COMPLETED, CF_STAGING, CF_OBJMETA, CF_LISTING, CF_DIRSTAMPS, CF_BUCKETS];
+const CF_DATASETS: &str = "datasets";
+const CF_TAGS: &str = "tags";
+const CF_OBJTAGS: &str = "objtags";
+const ALL_CFS: [&str; 12] = [
+    CF_CONFIG,
+    CF_UPLOADS,
+    CF_UPLOAD_IDS,
+    CF_COMPLETED,
+    CF_STAGING,
+    CF_OBJMETA,
+    CF_LISTING,
+    CF_DIRSTAMPS,
+    CF_BUCKETS,
+    CF_DATASETS,
+    CF_TAGS,
+    CF_OBJTAGS,
+];
 
 /// Format version of every value written by this build.
 pub const FORMAT_VERSION: u32 = 1;
@@ -121,6 +139,19 @@ macro_rules! index_span {
     ($name:literal, $table:literal) => {
         tracing::debug_span!(target: "strait::index", $name, "db.collection.name" = $table).entered()
     };
+}
+
+/// `k 0x00 v 0x00 bucket 0x00 key` (tag keys and values never contain NUL: the gateway
+/// validates tags).
+fn tag_key(k: &str, v: &str, bucket: &str, key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(k.len() + v.len() + bucket.len() + key.len() + 3);
+    for (i, part) in [k, v, bucket, key].iter().enumerate() {
+        if i > 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(part.as_bytes());
+    }
+    out
 }
 
 /// `bucket 0x00 rest`.
@@ -332,6 +363,117 @@ impl MetaStore {
         Ok(())
     }
 
+    // --- catalog: datasets and the object tag index --------------------------------------------
+
+    pub fn put_dataset(&self, id: &str, record: &[u8]) -> Result<()> {
+        self.db.put_cf_opt(self.cf(CF_DATASETS)?, id.as_bytes(), record, &Self::synced())?;
+        Ok(())
+    }
+
+    pub fn dataset(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(CF_DATASETS)?, id.as_bytes())?)
+    }
+
+    /// False if there was none.
+    pub fn delete_dataset(&self, id: &str) -> Result<bool> {
+        if self.dataset(id)?.is_none() {
+            return Ok(false);
+        }
+        self.db.delete_cf_opt(self.cf(CF_DATASETS)?, id.as_bytes(), &Self::synced())?;
+        Ok(true)
+    }
+
+    /// Every dataset record, in id order.
+    pub fn datasets(&self) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_DATASETS)?, IteratorMode::Start) {
+            out.push(item?.1.to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Replace the indexed tag set of an object (empty: the object has no tags or is gone), in
+    /// one batch. Derived data, not synced: searches check each hit against the object.
+    pub fn set_object_tags(&self, bucket: &str, key: &str, tags: &[(String, String)]) -> Result<()> {
+        let _s = index_span!("index.write", "tags");
+        let (tcf, ocf) = (self.cf(CF_TAGS)?, self.cf(CF_OBJTAGS)?);
+        let okey = join(bucket, key);
+        let old: Vec<(String, String)> = match self.db.get_cf(ocf, &okey)? {
+            Some(v) => decode(CF_OBJTAGS, &v)?,
+            None => Vec::new(),
+        };
+        if old.as_slice() == tags {
+            return Ok(());
+        }
+        let mut b = WriteBatch::default();
+        for (k, v) in &old {
+            b.delete_cf(tcf, tag_key(k, v, bucket, key));
+        }
+        for (k, v) in tags {
+            b.put_cf(tcf, tag_key(k, v, bucket, key), b"");
+        }
+        if tags.is_empty() {
+            b.delete_cf(ocf, &okey);
+        } else {
+            b.put_cf(ocf, &okey, encode(&tags));
+        }
+        self.db.write(b)?;
+        Ok(())
+    }
+
+    /// Objects indexed with tag `k`=`v` (in `bucket` if given): up to `limit` (bucket, key).
+    pub fn objects_with_tag(
+        &self,
+        k: &str,
+        v: &str,
+        bucket: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>> {
+        let _s = index_span!("index.scan", "tags");
+        let mut prefix = tag_key(k, v, "", "");
+        prefix.truncate(prefix.len() - 1); // `k 0x00 v 0x00`
+        if let Some(b) = bucket {
+            prefix.extend_from_slice(b.as_bytes());
+            prefix.push(0);
+        }
+        let mut out = Vec::new();
+        let mode = IteratorMode::From(&prefix, Direction::Forward);
+        for item in self.db.iterator_cf(self.cf(CF_TAGS)?, mode) {
+            let (key, _) = item?;
+            if !key.starts_with(&prefix) || out.len() == limit {
+                break;
+            }
+            let rest = &key[k.len() + v.len() + 2..];
+            let Some(i) = rest.iter().position(|&c| c == 0) else { continue };
+            out.push((
+                String::from_utf8_lossy(&rest[..i]).into_owned(),
+                String::from_utf8_lossy(&rest[i + 1..]).into_owned(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Forget a bucket's object tag index.
+    fn drop_bucket_tags(&self, bucket: &str) -> Result<()> {
+        let (tcf, ocf) = (self.cf(CF_TAGS)?, self.cf(CF_OBJTAGS)?);
+        let start = join(bucket, "");
+        let mut b = WriteBatch::default();
+        for item in self.db.iterator_cf(ocf, IteratorMode::From(&start, Direction::Forward)) {
+            let (okey, v) = item?;
+            if !okey.starts_with(&start) {
+                break;
+            }
+            let key = String::from_utf8_lossy(&okey[start.len()..]).into_owned();
+            let tags: Vec<(String, String)> = decode(CF_OBJTAGS, &v)?;
+            for (k, v) in &tags {
+                b.delete_cf(tcf, tag_key(k, v, bucket, &key));
+            }
+            b.delete_cf(ocf, &okey);
+        }
+        self.db.write(b)?;
+        Ok(())
+    }
+
     // --- linked buckets ---------------------------------------------------------------------
 
     pub fn put_bucket_link(&self, r: &BucketRecord) -> Result<()> {
@@ -460,8 +602,9 @@ impl MetaStore {
         Ok(())
     }
 
-    /// Forget a bucket's listing index.
+    /// Forget a bucket's listing index and object tag index.
     pub fn drop_listing(&self, bucket: &str) -> Result<()> {
+        self.drop_bucket_tags(bucket)?;
         let start = join(bucket, "");
         let mut end = bucket.as_bytes().to_vec();
         end.push(1);
@@ -477,6 +620,8 @@ impl MetaStore {
         let mut b = WriteBatch::default();
         b.delete_range_cf(self.cf(CF_LISTING)?, b"".as_slice(), [0xFFu8; 8].as_slice());
         b.delete_range_cf(self.cf(CF_DIRSTAMPS)?, b"".as_slice(), [0xFFu8; 8].as_slice());
+        b.delete_range_cf(self.cf(CF_TAGS)?, b"".as_slice(), [0xFFu8; 8].as_slice());
+        b.delete_range_cf(self.cf(CF_OBJTAGS)?, b"".as_slice(), [0xFFu8; 8].as_slice());
         self.db.write(b)?;
         Ok(())
     }
