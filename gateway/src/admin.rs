@@ -104,7 +104,8 @@ impl Admin {
                     let got = req.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
                     let ok = got.is_some_and(|g| subtle::ConstantTimeEq::ct_eq(g, want.as_bytes()).into());
                     if !ok {
-                        return error(401, "the catalog API needs Authorization: Bearer <STRAIT_ADMIN_TOKEN>").into_resp();
+                        return error(401, "the catalog API needs Authorization: Bearer <STRAIT_ADMIN_TOKEN>")
+                            .into_resp();
                     }
                 }
                 let me = self.clone();
