@@ -4,7 +4,8 @@
 //! Catalog endpoints:
 //! - `GET /catalog/datasets` (all), `GET /catalog/datasets/{id}`, `PUT /catalog/datasets/{id}`
 //!   (create or replace; body: a dataset JSON, see `catalog::Dataset`), `DELETE /catalog/datasets/{id}`;
-//! - `GET /catalog/search?q=words&keyword=&format=&steward=&bucket=&domain=` (all must match);
+//! - `GET /catalog/search?q=words&keyword=&format=&steward=&bucket=&domain=&tag=KEY=VALUE` (all
+//!   must match; `tag`: the dataset holds an object carrying that tag);
 //! - `GET /catalog/objects?tag=KEY=VALUE[&bucket=B][&limit=N]`: objects carrying the tag, from the
 //!   object tag index, each checked against the object's current metadata;
 //! - `GET /catalog/dcat`: the catalog as DCAT 3 JSON-LD (`application/ld+json`).
@@ -143,8 +144,29 @@ impl Admin {
                     bucket: param("bucket"),
                     domain: param("domain"),
                 };
-                let all = self.blocking(move |a| a.all_datasets()).await?;
-                let hits: Vec<_> = all.into_iter().filter(|d| q.matches(d)).collect();
+                let tag = match param("tag") {
+                    None => None,
+                    Some(t) => match t.split_once('=') {
+                        Some((k, v)) => Some((k.to_owned(), v.to_owned())),
+                        None => return Err(error(400, "tag: expected tag=KEY=VALUE")),
+                    },
+                };
+                let hits = self
+                    .blocking(move |a| {
+                        let mut hits: Vec<Dataset> = a.all_datasets()?.into_iter().filter(|d| q.matches(d)).collect();
+                        if let Some((k, v)) = tag {
+                            // Datasets holding at least one object that carries the tag now.
+                            let mut keep = Vec::new();
+                            for d in hits {
+                                if a.tagged_object_in(&d, &k, &v)? {
+                                    keep.push(d);
+                                }
+                            }
+                            hits = keep;
+                        }
+                        Ok(hits)
+                    })
+                    .await?;
                 Ok(json_resp(200, &json!({ "datasets": hits })))
             }
             (http::Method::GET, "/catalog/dcat") => {
@@ -243,6 +265,23 @@ impl Admin {
             }
             _ => Err(error(404, "not found")),
         }
+    }
+
+    /// Whether an object under the dataset's prefix carries tag `k`=`v` (checked on the object).
+    fn tagged_object_in(&self, d: &Dataset, k: &str, v: &str) -> Result<bool, ApiError> {
+        let hits = self
+            .meta
+            .objects_with_tag(k, v, Some(&d.bucket), usize::MAX)
+            .map_err(|e| error(500, format!("metadata store: {e}")))?;
+        for (b, key) in hits.into_iter().filter(|(_, key)| key.starts_with(&d.prefix)) {
+            let Ok(ok) = ObjectKey::parse(&key) else { continue };
+            if let Ok(obj) = self.store.bucket(&b).and_then(|bk| bk.open_object(&ok)) {
+                if obj.meta.tags.iter().any(|(tk, tv)| tk == k && tv == v) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     fn dataset(&self, id: &str) -> Result<Option<Dataset>, ApiError> {

@@ -83,6 +83,9 @@ enum CatalogCmd {
         bucket: Option<String>,
         #[arg(long)]
         domain: Option<String>,
+        /// KEY=VALUE: datasets holding an object with this tag.
+        #[arg(long)]
+        tag: Option<String>,
     },
     /// Objects carrying a tag (KEY=VALUE), from the object tag index.
     Objects {
@@ -237,7 +240,7 @@ fn catalog_cmd(admin: &str, token: Option<&str>, cmd: CatalogCmd) -> Result<(), 
             };
             ("PUT", format!("/catalog/datasets/{}", enc(&id)), Some(body))
         }
-        CatalogCmd::Search { q, keyword, format, steward, bucket, domain } => {
+        CatalogCmd::Search { q, keyword, format, steward, bucket, domain, tag } => {
             let params: Vec<String> = [
                 ("q", q),
                 ("keyword", keyword),
@@ -245,6 +248,7 @@ fn catalog_cmd(admin: &str, token: Option<&str>, cmd: CatalogCmd) -> Result<(), 
                 ("steward", steward),
                 ("bucket", bucket),
                 ("domain", domain),
+                ("tag", tag),
             ]
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| format!("{k}={}", enc(&v))))

@@ -128,6 +128,13 @@ def test_object_tag_index_follows_tagging_and_deletes(cat):
     assert tagged("tag=quality%3Dgold") == [("climate", "era5/1980.nc")]
     assert call(base, "GET", "/catalog/objects?tag=novalue")[0] == 400
 
+    # Datasets by tag: those holding an object that carries it.
+    call(base, "PUT", "/catalog/datasets/era5-t2m", ERA5)  # climate/era5/
+    call(base, "PUT", "/catalog/datasets/cells", IMAGES)  # vision/
+    found = call(base, "GET", "/catalog/search?tag=quality%3Dgold")[1]["datasets"]
+    assert [d["id"] for d in found] == ["era5-t2m"]
+    assert call(base, "GET", "/catalog/search?tag=quality%3Dgold&domain=biology")[1]["datasets"] == []
+
 
 def test_dcat_export_is_valid_json_ld(cat):
     s, s3, base = cat
