@@ -18,6 +18,8 @@ pub const UPLOADS_DIR: &str = ".strait-uploads";
 pub const XATTR_BUCKET: &str = "user.strait.bucket";
 /// xattr on a bucket directory holding its tag set (JSON list of pairs).
 pub const XATTR_BUCKET_TAGS: &str = "user.strait.bucket-tags";
+/// The bucket policy document (JSON), on the bucket directory: shared by every gateway.
+pub const XATTR_BUCKET_POLICY: &str = "user.strait.bucket-policy";
 
 /// State the connector keeps outside the file system (the gateway backs it with RocksDB):
 /// - the staging journal: every staging file is recorded before it is created and forgotten
@@ -353,6 +355,24 @@ impl Bucket {
     /// The bucket's tag set; `None` when it has none.
     pub fn tags(&self) -> Result<Option<Vec<(String, String)>>> {
         Ok(fsutil::get_xattr(&*self.fd, XATTR_BUCKET_TAGS)?.and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// The bucket policy document, if any.
+    pub fn policy(&self) -> Result<Option<String>> {
+        Ok(fsutil::get_xattr(&*self.fd, XATTR_BUCKET_POLICY)?.and_then(|v| String::from_utf8(v).ok()))
+    }
+
+    /// Replace (`Some`) or remove (`None`) the bucket policy; false if there was none to remove.
+    pub fn set_policy(&self, policy: Option<&str>) -> Result<bool> {
+        let had = match policy {
+            Some(p) => {
+                fsutil::set_xattr(&*self.fd, XATTR_BUCKET_POLICY, p.as_bytes())?;
+                true
+            }
+            None => fsutil::remove_xattr(&*self.fd, XATTR_BUCKET_POLICY)?,
+        };
+        rustix::fs::fsync(&*self.fd).ctx(|| format!("fsync bucket {}", self.name))?;
+        Ok(had)
     }
 
     /// Replace (`Some`) or remove (`None`) the bucket's tag set.

@@ -50,6 +50,94 @@ impl S3Auth for KeyStore {
 /// The access check run for every request after signature verification.
 pub struct Gate {
     pub allow_sigv2: bool,
+    /// Where bucket policies are read from.
+    pub store: strait_connectors::PosixStore,
+}
+
+/// The connection a request came on (set by the front service): policy condition keys
+/// `aws:SourceIp` (the TCP peer, never X-Forwarded-For) and `aws:SecureTransport`.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    pub peer: Option<std::net::SocketAddr>,
+    pub secure: bool,
+}
+
+/// The account every principal belongs to until tenants exist (policy `Principal` values
+/// `"000000000000"` or `"arn:aws:iam::000000000000:root"` name the administrator).
+pub const ACCOUNT_ID: &str = "000000000000";
+
+/// Operations the bucket owner can always perform, so that no policy locks it out (AWS).
+const OWNER_ALWAYS: [&str; 3] = ["GetBucketPolicy", "PutBucketPolicy", "DeleteBucketPolicy"];
+
+impl Gate {
+    /// The bucket policy's decision for this request, if the bucket has a (valid) policy.
+    async fn policy_decision(
+        &self,
+        cx: &S3AccessContext<'_>,
+        op: &str,
+        bucket: &str,
+        key: Option<&str>,
+        conn: Option<ConnInfo>,
+    ) -> S3Result<Option<strait_policy::Decision>> {
+        let Some(action) = crate::s3::policy::action_for(op) else { return Ok(None) };
+        let store = self.store.clone();
+        let name = bucket.to_owned();
+        let doc = crate::s3::io::submit(move || store.bucket(&name).and_then(|b| b.policy()))
+            .await
+            .map_err(S3Error::internal_error)?;
+        let doc = match doc {
+            Ok(Some(d)) => d,
+            // No policy, or no such bucket (the operation answers NoSuchBucket itself).
+            Ok(None) | Err(_) => return Ok(None),
+        };
+        let Ok(policy) = strait_policy::Policy::parse(&doc) else {
+            tracing::warn!(bucket, "stored bucket policy does not parse; ignored");
+            return Ok(None);
+        };
+        let mut req = strait_policy::Request {
+            action: action.to_owned(),
+            resource: crate::s3::policy::resource_arn(bucket, key),
+            ..Default::default()
+        };
+        let signed = cx.credentials().is_some();
+        if let Some(c) = cx.credentials() {
+            req.principals =
+                vec![format!("arn:aws:iam::{ACCOUNT_ID}:root"), ACCOUNT_ID.to_owned(), c.access_key.clone()];
+            req = req.with("aws:userid", ACCOUNT_ID).with("aws:PrincipalType", "Account");
+            req = req.with("aws:PrincipalAccount", ACCOUNT_ID);
+        } else {
+            req = req.with("aws:PrincipalType", "Anonymous");
+        }
+        if let Some(ci) = conn {
+            if let Some(p) = ci.peer {
+                req = req.with("aws:SourceIp", p.ip().to_string());
+            }
+            req = req.with("aws:SecureTransport", ci.secure.to_string());
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let rfc = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        req = req.with("aws:CurrentTime", rfc).with("aws:EpochTime", now.unix_timestamp().to_string());
+        for (h, k) in [("user-agent", "aws:UserAgent"), ("referer", "aws:Referer")] {
+            if let Some(v) = cx.headers().get(h).and_then(|v| v.to_str().ok()) {
+                req = req.with(k, v);
+            }
+        }
+        if signed {
+            let query = presign_expires(cx).is_some();
+            req = req.with("s3:authType", if query { "REST-QUERY-STRING" } else { "REST-HEADER" });
+            req = req.with("s3:signatureversion", if is_sigv2(cx) { "AWS" } else { "AWS4-HMAC-SHA256" });
+        }
+        if action == "s3:ListBucket" {
+            let q = cx.uri().query().unwrap_or("");
+            for (param, k) in [("prefix", "s3:prefix"), ("delimiter", "s3:delimiter"), ("max-keys", "s3:max-keys")] {
+                if let Some(v) = query_param(q, param) {
+                    let v = urlencoding::decode(v).map(|c| c.into_owned()).unwrap_or_default();
+                    req = req.with(k, v);
+                }
+            }
+        }
+        Ok(Some(policy.evaluate(&req)))
+    }
 }
 
 fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
@@ -211,14 +299,26 @@ impl S3Access for Gate {
         };
         if let Some(info) = cx.extensions_mut().get::<std::sync::Arc<crate::access_log::ReqInfo>>() {
             let _ = info.operation.set(op);
-            if let Some(b) = bucket {
-                let _ = info.bucket.set(b);
+            if let Some(b) = &bucket {
+                let _ = info.bucket.set(b.clone());
             }
-            if let Some(k) = key {
-                let _ = info.key.set(k);
+            if let Some(k) = &key {
+                let _ = info.key.set(k.clone());
             }
             if let Some(p) = principal {
                 let _ = info.principal.set(p);
+            }
+        }
+        if let Some(b) = bucket.as_deref() {
+            let conn = cx.extensions_mut().get::<ConnInfo>().copied();
+            let op = cx.s3_op().name();
+            match self.policy_decision(cx, op, b, key.as_deref(), conn).await? {
+                Some(strait_policy::Decision::ExplicitDeny) if !OWNER_ALWAYS.contains(&op) => {
+                    return Err(s3_error!(AccessDenied, "Access Denied"));
+                }
+                // Anonymous requests pass only where the bucket policy allows them.
+                Some(strait_policy::Decision::Allow) if cx.credentials().is_none() => return Ok(()),
+                _ => {}
             }
         }
         self.check_request(cx)

@@ -580,11 +580,13 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     meta.prune_completed(now_ms - week_ms).map_err(|e| e.to_string())?;
 
     let admin_store = store.clone();
+    let gate_store = store.clone();
     let admin_meta = meta.clone();
-    let strait = s3::Strait { store, meta, limits: Arc::new(cfg.limits.clone()), region: cfg.region.clone() };
+    let strait =
+        s3::Strait { store, meta, limits: Arc::new(cfg.limits.clone()), region: cfg.region.clone(), owner: ak.clone() };
     let mut b = s3s::service::S3ServiceBuilder::new(strait);
     b.set_auth(auth::KeyStore::new([(ak, sk)]));
-    b.set_access(auth::Gate { allow_sigv2: cfg.allow_sigv2 });
+    b.set_access(auth::Gate { allow_sigv2: cfg.allow_sigv2, store: gate_store });
     let mut s3cfg = s3s::config::S3Config::default();
     s3cfg.xml_max_body_size = cfg.limits.xml_body_bytes_max;
     b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3cfg))));
@@ -625,7 +627,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         eprintln!("strait: listening on {scheme}://{addr}");
         server::serve(
             listener,
-            server::Front { inner: service, allow_sigv2: cfg.allow_sigv2, access_log, metrics, peer: None },
+            server::Front {
+                inner: service,
+                allow_sigv2: cfg.allow_sigv2,
+                access_log,
+                metrics,
+                peer: None,
+                secure: tls.is_some(),
+            },
             tls,
             cfg.limits.connections_max,
             std::time::Duration::from_secs(cfg.limits.shutdown_grace_secs),

@@ -49,6 +49,8 @@ pub struct Front {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The TCP peer of this connection (set per connection).
     pub peer: Option<std::net::SocketAddr>,
+    /// Whether connections are TLS.
+    pub secure: bool,
 }
 
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
@@ -81,6 +83,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
         let info = Arc::new(crate::access_log::ReqInfo::default());
         req.extensions_mut().insert(request_id.clone());
         req.extensions_mut().insert(info.clone());
+        req.extensions_mut().insert(crate::auth::ConnInfo { peer: self.peer, secure: self.secure });
         let started = std::time::Instant::now();
         let log = self.access_log.clone().map(|l| (l, LogHead::of(&req, self.peer)));
         let path = req.uri().path().to_owned();

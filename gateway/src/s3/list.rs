@@ -111,7 +111,7 @@ pub async fn list_objects_v2(
         }
         None => i.start_after.clone().filter(|s| !s.is_empty()),
     };
-    let caller = super::caller(&req)?;
+    let caller = s.owner.clone();
     let fetch = i.fetch_owner.unwrap_or(false).then_some(caller.as_str());
     let q = ListQuery { prefix: &prefix, delimiter: delim.as_deref(), after: after.as_deref(), max_keys: max };
     let p = page(s, &i.bucket, q, fetch, url).await?;
@@ -141,7 +141,7 @@ pub async fn list_objects(s: &Strait, req: S3Request<ListObjectsInput>) -> S3Res
     let delim = delimiter(i.delimiter.as_ref());
     let prefix = i.prefix.clone().unwrap_or_default();
     let marker = i.marker.clone().filter(|m| !m.is_empty());
-    let caller = super::caller(&req)?;
+    let caller = s.owner.clone();
     // v1 always includes the owner.
     let q = ListQuery { prefix: &prefix, delimiter: delim.as_deref(), after: marker.as_deref(), max_keys: max };
     let p = page(s, &i.bucket, q, Some(caller.as_str()), url).await?;
@@ -172,7 +172,7 @@ pub async fn list_object_versions(
     let delim = delimiter(i.delimiter.as_ref());
     let prefix = i.prefix.clone().unwrap_or_default();
     let marker = i.key_marker.clone().filter(|m| !m.is_empty());
-    let caller = super::caller(&req)?;
+    let caller = s.owner.clone();
     let q = ListQuery { prefix: &prefix, delimiter: delim.as_deref(), after: marker.as_deref(), max_keys: max };
     let p = page(s, &i.bucket, q, Some(caller.as_str()), url).await?;
     let enc = |k: &str| if url { url_encode(k) } else { k.to_owned() };

@@ -10,6 +10,7 @@ pub mod get;
 pub mod io;
 pub mod list;
 pub mod multipart;
+pub mod policy;
 pub mod put;
 pub mod tagging;
 
@@ -27,6 +28,9 @@ pub struct Strait {
     pub meta: Arc<MetaStore>,
     pub limits: Arc<Limits>,
     pub region: String,
+    /// The administrator's access key: the owner of every bucket and object until tenants
+    /// exist (shown as Owner in listings, also to anonymous callers a policy lets in).
+    pub owner: String,
 }
 
 impl Strait {
@@ -157,6 +161,30 @@ impl S3 for Strait {
         req: S3Request<GetObjectAttributesInput>,
     ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
         get::get_object_attributes(self, req).await
+    }
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        policy::get_bucket_policy(self, req).await
+    }
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        policy::put_bucket_policy(self, req).await
+    }
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        policy::delete_bucket_policy(self, req).await
+    }
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        policy::get_bucket_policy_status(self, req).await
     }
     async fn get_bucket_tagging(
         &self,

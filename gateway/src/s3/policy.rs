@@ -1,0 +1,146 @@
+//! Bucket policies: Get/Put/DeleteBucketPolicy, GetBucketPolicyStatus, and the mapping from S3
+//! operations to IAM actions and resources used by the access check (`auth::Gate`).
+//!
+//! The document is stored as given (after validation by `strait_policy::Policy::parse`) in the
+//! bucket directory's `user.strait.bucket-policy` xattr, so every gateway over the same file
+//! system enforces the same policy.
+
+use super::io::fs;
+use super::Strait;
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+use strait_policy::{Effect, Principals};
+
+/// AWS's limit on a bucket policy document.
+pub const POLICY_BYTES_MAX: usize = 20 << 10;
+
+/// The IAM action an S3 operation is authorized as (`None`: no bucket-level action, e.g. ListBuckets).
+pub fn action_for(op: &str) -> Option<&'static str> {
+    Some(match op {
+        "GetObject" | "HeadObject" => "s3:GetObject",
+        "GetObjectAttributes" => "s3:GetObjectAttributes",
+        "PutObject"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "CompleteMultipartUpload"
+        | "CopyObject"
+        | "UploadPartCopy" => "s3:PutObject",
+        "DeleteObject" | "DeleteObjects" => "s3:DeleteObject",
+        "AbortMultipartUpload" => "s3:AbortMultipartUpload",
+        "ListParts" => "s3:ListMultipartUploadParts",
+        "ListMultipartUploads" => "s3:ListBucketMultipartUploads",
+        "ListObjects" | "ListObjectsV2" | "HeadBucket" => "s3:ListBucket",
+        "ListObjectVersions" => "s3:ListBucketVersions",
+        "GetObjectTagging" => "s3:GetObjectTagging",
+        "PutObjectTagging" => "s3:PutObjectTagging",
+        "DeleteObjectTagging" => "s3:DeleteObjectTagging",
+        "GetObjectAcl" => "s3:GetObjectAcl",
+        "PutObjectAcl" => "s3:PutObjectAcl",
+        "GetBucketLocation" => "s3:GetBucketLocation",
+        "GetBucketVersioning" => "s3:GetBucketVersioning",
+        "PutBucketVersioning" => "s3:PutBucketVersioning",
+        "GetBucketTagging" => "s3:GetBucketTagging",
+        "PutBucketTagging" | "DeleteBucketTagging" => "s3:PutBucketTagging",
+        "GetBucketAcl" => "s3:GetBucketAcl",
+        "PutBucketAcl" => "s3:PutBucketAcl",
+        "GetBucketPolicy" => "s3:GetBucketPolicy",
+        "PutBucketPolicy" => "s3:PutBucketPolicy",
+        "DeleteBucketPolicy" => "s3:DeleteBucketPolicy",
+        "GetBucketPolicyStatus" => "s3:GetBucketPolicyStatus",
+        "DeleteBucket" => "s3:DeleteBucket",
+        "CreateBucket" => "s3:CreateBucket",
+        _ => return None,
+    })
+}
+
+/// `arn:aws:s3:::bucket` or `arn:aws:s3:::bucket/key`.
+pub fn resource_arn(bucket: &str, key: Option<&str>) -> String {
+    match key {
+        Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
+        None => format!("arn:aws:s3:::{bucket}"),
+    }
+}
+
+/// AWS's "public" test, simplified: an Allow statement for every principal that no condition
+/// narrows to fixed sources (an equality or IpAddress test on aws:SourceIp, aws:SourceVpc,
+/// aws:SourceVpce, aws:SourceArn, aws:SourceAccount, aws:PrincipalAccount, aws:PrincipalOrgID;
+/// a negated test such as NotIpAddress does not narrow).
+fn is_public(p: &strait_policy::Policy) -> bool {
+    const NARROWING: [&str; 7] = [
+        "aws:sourceip",
+        "aws:sourcevpc",
+        "aws:sourcevpce",
+        "aws:sourcearn",
+        "aws:sourceaccount",
+        "aws:principalaccount",
+        "aws:principalorgid",
+    ];
+    p.statements.iter().any(|s| {
+        let everyone = match &s.principal {
+            Some(Principals::Any) => true,
+            Some(Principals::Listed(l)) => l.iter().any(|(k, v)| k == "AWS" && v == "*"),
+            None => false,
+        };
+        s.effect == Effect::Allow
+            && everyone
+            && !s.conditions.iter().any(|c| {
+                use strait_policy::Op::*;
+                matches!(c.op, IpAddress | StringEquals | StringEqualsIgnoreCase | ArnEquals)
+                    && NARROWING.contains(&c.key.to_ascii_lowercase().as_str())
+            })
+    })
+}
+
+pub async fn put_bucket_policy(
+    s: &Strait,
+    req: S3Request<PutBucketPolicyInput>,
+) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+    let doc = req.input.policy;
+    if doc.len() > POLICY_BYTES_MAX {
+        return Err(s3_error!(MalformedPolicy, "Policy exceeds the maximum allowed document size"));
+    }
+    if let Err(e) = strait_policy::Policy::parse(&doc) {
+        return Err(s3_error!(MalformedPolicy, "{e}"));
+    }
+    let b = s.bucket(&req.input.bucket).await?;
+    fs(move || b.set_policy(Some(&doc))).await.map_err(|e| {
+        if e.code() == &s3s::S3ErrorCode::MetadataTooLarge {
+            s3_error!(MalformedPolicy, "The policy is larger than this file system's extended attributes can hold")
+        } else {
+            e
+        }
+    })?;
+    Ok(S3Response::with_status(PutBucketPolicyOutput::default(), http::StatusCode::NO_CONTENT))
+}
+
+pub async fn get_bucket_policy(
+    s: &Strait,
+    req: S3Request<GetBucketPolicyInput>,
+) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+    let b = s.bucket(&req.input.bucket).await?;
+    match fs(move || b.policy()).await? {
+        Some(policy) => Ok(S3Response::new(GetBucketPolicyOutput { policy: Some(policy) })),
+        None => Err(s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist")),
+    }
+}
+
+pub async fn delete_bucket_policy(
+    s: &Strait,
+    req: S3Request<DeleteBucketPolicyInput>,
+) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+    let b = s.bucket(&req.input.bucket).await?;
+    fs(move || b.set_policy(None)).await?;
+    Ok(S3Response::with_status(DeleteBucketPolicyOutput::default(), http::StatusCode::NO_CONTENT))
+}
+
+pub async fn get_bucket_policy_status(
+    s: &Strait,
+    req: S3Request<GetBucketPolicyStatusInput>,
+) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+    let b = s.bucket(&req.input.bucket).await?;
+    let Some(doc) = fs(move || b.policy()).await? else {
+        return Err(s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"));
+    };
+    let public = strait_policy::Policy::parse(&doc).is_ok_and(|p| is_public(&p));
+    Ok(S3Response::new(GetBucketPolicyStatusOutput { policy_status: Some(PolicyStatus { is_public: Some(public) }) }))
+}

@@ -1,0 +1,141 @@
+"""Bucket policies: Get/Put/DeleteBucketPolicy, GetBucketPolicyStatus, anonymous access only
+where a policy allows it, explicit denies that bind even the owner (except for managing the
+policy itself), and condition keys taken from the connection."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from helpers import boto_client
+
+
+def code_of(call) -> tuple[str, int]:
+    try:
+        call()
+    except ClientError as e:
+        return e.response.get("Error", {}).get("Code"), e.response["ResponseMetadata"]["HTTPStatusCode"]
+    raise AssertionError("the call succeeded")
+
+
+def public_read(bucket: str, prefix: str = "pub/", extra: list | None = None) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "PublicRead", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{bucket}/{prefix}*"},
+        *(extra or []),
+    ]})
+
+
+@pytest.fixture
+def pol(spawn_server):
+    s = spawn_server()
+    s3 = boto_client(s)
+    s3.create_bucket(Bucket="polb")
+    s3.put_object(Bucket="polb", Key="pub/hello.txt", Body=b"hello world")
+    s3.put_object(Bucket="polb", Key="private/secret.txt", Body=b"secret")
+    return s, s3
+
+
+def anon(s, method: str, path: str, **kw) -> requests.Response:
+    return requests.request(method, f"{s.url}{path}", timeout=10, **kw)
+
+
+def test_anonymous_access_only_where_the_policy_allows(pol):
+    s, s3 = pol
+    assert anon(s, "GET", "/polb/pub/hello.txt").status_code == 403  # no policy yet
+    assert code_of(lambda: s3.get_bucket_policy(Bucket="polb")) == ("NoSuchBucketPolicy", 404)
+    doc = public_read("polb")
+    s3.put_bucket_policy(Bucket="polb", Policy=doc)
+    assert json.loads(s3.get_bucket_policy(Bucket="polb")["Policy"]) == json.loads(doc)
+    assert s3.get_bucket_policy_status(Bucket="polb")["PolicyStatus"]["IsPublic"] is True
+
+    r = anon(s, "GET", "/polb/pub/hello.txt")
+    assert r.status_code == 200 and r.content == b"hello world"
+    assert anon(s, "HEAD", "/polb/pub/hello.txt").status_code == 200
+    r = anon(s, "GET", "/polb/private/secret.txt")
+    assert r.status_code == 403 and b"<Code>AccessDenied</Code>" in r.content
+    assert anon(s, "PUT", "/polb/pub/new.txt", data=b"x").status_code == 403
+    assert anon(s, "DELETE", "/polb/pub/hello.txt").status_code == 403
+    assert anon(s, "GET", "/polb?list-type=2").status_code == 403  # s3:ListBucket not granted
+    assert anon(s, "GET", "/").status_code == 403  # ListBuckets is never anonymous
+    # A policy on bucket "polb" grants nothing on "polbx".
+    s3.create_bucket(Bucket="polbx")
+    s3.put_object(Bucket="polbx", Key="pub/hello.txt", Body=b"other")
+    assert anon(s, "GET", "/polbx/pub/hello.txt").status_code == 403
+
+    s3.delete_bucket_policy(Bucket="polb")
+    assert anon(s, "GET", "/polb/pub/hello.txt").status_code == 403
+    assert code_of(lambda: s3.get_bucket_policy_status(Bucket="polb")) == ("NoSuchBucketPolicy", 404)
+
+
+def test_conditions_on_the_connection_and_the_listing(pol):
+    s, s3 = pol
+    s3.put_bucket_policy(Bucket="polb", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::polb/*",
+         "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}},
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::polb",
+         "Condition": {"StringLike": {"s3:prefix": "pub/*"}}},
+    ]}))
+    # From loopback (the TCP peer); X-Forwarded-For is not believed.
+    assert anon(s, "GET", "/polb/private/secret.txt", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 200
+    # The listing statement is open to anyone (a prefix condition does not narrow who).
+    assert s3.get_bucket_policy_status(Bucket="polb")["PolicyStatus"]["IsPublic"] is True
+    r = anon(s, "GET", "/polb?list-type=2&prefix=pub/")
+    assert r.status_code == 200 and b"<Key>pub/hello.txt</Key>" in r.content, r.content
+    assert anon(s, "GET", "/polb?list-type=2&prefix=private/").status_code == 403
+    assert anon(s, "GET", "/polb?list-type=2").status_code == 403  # no prefix: the condition fails
+
+    s3.put_bucket_policy(Bucket="polb", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::polb/*",
+         "Condition": {"NotIpAddress": {"aws:SourceIp": "127.0.0.0/8"}}},
+    ]}))
+    assert anon(s, "GET", "/polb/pub/hello.txt").status_code == 403
+    assert s3.get_bucket_policy_status(Bucket="polb")["PolicyStatus"]["IsPublic"] is True
+
+    s3.put_bucket_policy(Bucket="polb", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::polb/*",
+         "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}},
+    ]}))
+    assert s3.get_bucket_policy_status(Bucket="polb")["PolicyStatus"]["IsPublic"] is False  # narrowed by SourceIp
+    assert anon(s, "GET", "/polb/pub/hello.txt").status_code == 403  # loopback is not 10/8
+
+
+def test_explicit_deny_binds_the_owner_but_never_locks_the_policy(pol):
+    s, s3 = pol
+    s3.put_bucket_policy(Bucket="polb", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Principal": "*", "Action": ["s3:DeleteObject", "s3:PutObject"],
+         "Resource": "arn:aws:s3:::polb/private/*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "arn:aws:s3:::polb",
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+    ]}))
+    assert code_of(lambda: s3.delete_object(Bucket="polb", Key="private/secret.txt")) == ("AccessDenied", 403)
+    assert code_of(lambda: s3.put_object(Bucket="polb", Key="private/x", Body=b"x")) == ("AccessDenied", 403)
+    s3.put_object(Bucket="polb", Key="pub/ok.txt", Body=b"fine")
+    assert s3.get_object(Bucket="polb", Key="private/secret.txt")["Body"].read() == b"secret"
+    # Bucket-level operations over plain HTTP are denied ...
+    assert code_of(lambda: s3.list_objects_v2(Bucket="polb")) == ("AccessDenied", 403)
+    # ... but the owner can still read, replace and delete the policy.
+    assert "Deny" in s3.get_bucket_policy(Bucket="polb")["Policy"]
+    s3.delete_bucket_policy(Bucket="polb")
+    assert s3.list_objects_v2(Bucket="polb")["KeyCount"] == 3
+
+
+def test_malformed_policies_are_refused(pol):
+    s, s3 = pol
+    bad = [
+        "not json",
+        json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Maybe", "Action": "s3:*", "Resource": "*"}]}),
+        json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*"}]}),
+        json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:*",
+                                                            "Resource": "*", "Condition": {"Sorta": {"k": "v"}}}]}),
+        json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:*",
+                                                            "Resource": "x" * 21000}]}),
+    ]
+    for doc in bad:
+        assert code_of(lambda: s3.put_bucket_policy(Bucket="polb", Policy=doc)) == ("MalformedPolicy", 400), doc[:80]
+    assert code_of(lambda: s3.get_bucket_policy(Bucket="polb")) == ("NoSuchBucketPolicy", 404)
+    assert code_of(lambda: s3.put_bucket_policy(Bucket="nosuchpol", Policy=public_read("nosuchpol")))[0] == \
+        "NoSuchBucket"
