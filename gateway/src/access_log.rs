@@ -13,6 +13,9 @@ pub struct ReqInfo {
     pub principal: OnceLock<String>,
     pub bucket: OnceLock<String>,
     pub key: OnceLock<String>,
+    /// Set when the caller may read the object but not list the bucket: a missing key is then
+    /// answered 403 AccessDenied instead of 404, as AWS does (no probing for key names).
+    pub hide_missing: OnceLock<()>,
 }
 
 /// One access-log line.

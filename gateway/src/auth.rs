@@ -317,7 +317,19 @@ impl S3Access for Gate {
                     return Err(s3_error!(AccessDenied, "Access Denied"));
                 }
                 // Anonymous requests pass only where the bucket policy allows them.
-                Some(strait_policy::Decision::Allow) if cx.credentials().is_none() => return Ok(()),
+                Some(strait_policy::Decision::Allow) if cx.credentials().is_none() => {
+                    let reads = ["GetObject", "HeadObject", "GetObjectAttributes", "GetObjectTagging"];
+                    if reads.contains(&op) {
+                        let list = self.policy_decision(cx, "ListObjectsV2", b, None, conn).await?;
+                        if list != Some(strait_policy::Decision::Allow) {
+                            if let Some(info) = cx.extensions_mut().get::<std::sync::Arc<crate::access_log::ReqInfo>>()
+                            {
+                                let _ = info.hide_missing.set(());
+                            }
+                        }
+                    }
+                    return Ok(());
+                }
                 _ => {}
             }
         }

@@ -362,6 +362,23 @@ async fn stamp_request_id(
     if resp.status().as_u16() < 400 {
         return None;
     }
+    if resp.status() == http::StatusCode::NOT_FOUND && info.hide_missing.get().is_some() {
+        // The caller may not list the bucket: whether a key exists is not its business.
+        *resp.status_mut() = http::StatusCode::FORBIDDEN;
+        let head = info.operation.get().is_some_and(|o| o == "HeadObject");
+        let body = if head {
+            String::new()
+        } else {
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
+                xml_escape(path),
+                id.0
+            )
+        };
+        resp.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(body.len()));
+        *resp.body_mut() = s3s::Body::from(body);
+        return Some("AccessDenied".into());
+    }
     let mut body = std::mem::take(resp.body_mut());
     let Ok(bytes) = body.store_all_limited(ERROR_BODY_BYTES_MAX).await else { return None };
     let text = String::from_utf8_lossy(&bytes).into_owned();

@@ -60,6 +60,18 @@ def test_anonymous_access_only_where_the_policy_allows(pol):
     assert anon(s, "PUT", "/polb/pub/new.txt", data=b"x").status_code == 403
     assert anon(s, "DELETE", "/polb/pub/hello.txt").status_code == 403
     assert anon(s, "GET", "/polb?list-type=2").status_code == 403  # s3:ListBucket not granted
+    # Without s3:ListBucket, a missing key is 403, not 404 (AWS: no probing for names) ...
+    r = anon(s, "GET", "/polb/pub/missing.txt")
+    assert r.status_code == 403 and b"<Code>AccessDenied</Code>" in r.content
+    assert anon(s, "HEAD", "/polb/pub/missing.txt").status_code == 403
+    # ... and 404 once listing is allowed.
+    s3.put_bucket_policy(Bucket="polb", Policy=public_read("polb", extra=[
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::polb"}]))
+    r = anon(s, "GET", "/polb/pub/missing.txt")
+    assert r.status_code == 404 and b"<Code>NoSuchKey</Code>" in r.content
+    assert anon(s, "HEAD", "/polb/pub/missing.txt").status_code == 404
+    assert s3.head_object(Bucket="polb", Key="pub/hello.txt")["ContentLength"] == 11
+    s3.put_bucket_policy(Bucket="polb", Policy=doc)
     assert anon(s, "GET", "/").status_code == 403  # ListBuckets is never anonymous
     # A policy on bucket "polb" grants nothing on "polbx".
     s3.create_bucket(Bucket="polbx")
