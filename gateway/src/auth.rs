@@ -136,6 +136,22 @@ impl Gate {
                 }
             }
         }
+        // s3:ExistingObjectTag/<key>: the object's current tags, read only when the policy asks.
+        if let Some(k) = key {
+            if doc.to_ascii_lowercase().contains("s3:existingobjecttag/") {
+                let (store, name, k) = (self.store.clone(), bucket.to_owned(), k.to_owned());
+                let tags = crate::s3::io::submit(move || {
+                    let key = strait_connectors::ObjectKey::parse(&k)?;
+                    store.bucket(&name)?.open_object(&key).map(|o| o.meta.tags)
+                })
+                .await
+                .map_err(S3Error::internal_error)?
+                .unwrap_or_default();
+                for (tk, tv) in tags {
+                    req = req.with(&format!("s3:ExistingObjectTag/{tk}"), tv);
+                }
+            }
+        }
         Ok(Some(policy.evaluate(&req)))
     }
 }

@@ -115,6 +115,20 @@ def test_conditions_on_the_connection_and_the_listing(pol):
     assert anon(s, "GET", "/polb/pub/hello.txt").status_code == 403  # loopback is not 10/8
 
 
+def test_existing_object_tags_in_conditions(pol):
+    s, s3 = pol
+    s3.put_object(Bucket="polb", Key="data/open.csv", Body=b"1,2", Tagging="release=public")
+    s3.put_object(Bucket="polb", Key="data/closed.csv", Body=b"3,4", Tagging="release=embargo")
+    s3.put_bucket_policy(Bucket="polb", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::polb/data/*",
+         "Condition": {"StringEquals": {"s3:ExistingObjectTag/release": "public"}}}]}))
+    assert anon(s, "GET", "/polb/data/open.csv").content == b"1,2"
+    assert anon(s, "GET", "/polb/data/closed.csv").status_code == 403
+    s3.put_object_tagging(Bucket="polb", Key="data/closed.csv",
+                          Tagging={"TagSet": [{"Key": "release", "Value": "public"}]})
+    assert anon(s, "GET", "/polb/data/closed.csv").content == b"3,4"  # the next request sees the new tag
+
+
 def test_explicit_deny_binds_the_owner_but_never_locks_the_policy(pol):
     s, s3 = pol
     s3.put_bucket_policy(Bucket="polb", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
