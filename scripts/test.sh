@@ -76,6 +76,13 @@ begin tools
 export STRAIT_OTLP_RECEIVER="$(bash "$repo/scripts/build-otlp-receiver.sh")"
 end
 
+# (b3) the PyTorch environment for tests/e2e/test_pytorch.py: Debian's CPU-only torch in a venv
+# with --system-site-packages plus s3torchconnector (about 1 minute and 650 MB on a fresh
+# machine; 1.5 s when current) --------------------------------------------------------------
+begin torch
+bash "$repo/scripts/install-torch-env.sh"
+end
+
 # (c) cargo build and unit tests ------------------------------------------------------------
 if [ "${STRAIT_SKIP_CARGO:-0}" = "1" ]; then
   echo "==> [cargo] skipped (STRAIT_SKIP_CARGO=1)"

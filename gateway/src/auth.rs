@@ -52,6 +52,8 @@ pub struct Gate {
     pub allow_sigv2: bool,
     /// Where bucket policies are read from.
     pub store: strait_connectors::PosixStore,
+    /// Recently read bucket policies (shared with the policy operations, which invalidate it).
+    pub policies: std::sync::Arc<crate::s3::policy::PolicyCache>,
 }
 
 /// The connection a request came on (set by the front service): policy condition keys
@@ -80,20 +82,9 @@ impl Gate {
         conn: Option<ConnInfo>,
     ) -> S3Result<Option<strait_policy::Decision>> {
         let Some(action) = crate::s3::policy::action_for(op) else { return Ok(None) };
-        let store = self.store.clone();
-        let name = bucket.to_owned();
-        let doc = crate::s3::io::submit(move || store.bucket(&name).and_then(|b| b.policy()))
-            .await
-            .map_err(S3Error::internal_error)?;
-        let doc = match doc {
-            Ok(Some(d)) => d,
-            // No policy, or no such bucket (the operation answers NoSuchBucket itself).
-            Ok(None) | Err(_) => return Ok(None),
-        };
-        let Ok(policy) = strait_policy::Policy::parse(&doc) else {
-            tracing::warn!(bucket, "stored bucket policy does not parse; ignored");
-            return Ok(None);
-        };
+        // No policy, or no such bucket (the operation answers NoSuchBucket itself).
+        let Some(cached) = self.policies.get(&self.store, bucket).await? else { return Ok(None) };
+        let (policy, doc) = (&cached.0, &cached.1);
         let mut req = strait_policy::Request {
             action: action.to_owned(),
             resource: crate::s3::policy::resource_arn(bucket, key),

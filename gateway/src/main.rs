@@ -582,11 +582,18 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let admin_store = store.clone();
     let gate_store = store.clone();
     let admin_meta = meta.clone();
-    let strait =
-        s3::Strait { store, meta, limits: Arc::new(cfg.limits.clone()), region: cfg.region.clone(), owner: ak.clone() };
+    let policies = Arc::new(s3::policy::PolicyCache::default());
+    let strait = s3::Strait {
+        store,
+        meta,
+        limits: Arc::new(cfg.limits.clone()),
+        region: cfg.region.clone(),
+        owner: ak.clone(),
+        policies: policies.clone(),
+    };
     let mut b = s3s::service::S3ServiceBuilder::new(strait);
     b.set_auth(auth::KeyStore::new([(ak, sk)]));
-    b.set_access(auth::Gate { allow_sigv2: cfg.allow_sigv2, store: gate_store });
+    b.set_access(auth::Gate { allow_sigv2: cfg.allow_sigv2, store: gate_store, policies });
     let mut s3cfg = s3s::config::S3Config::default();
     s3cfg.xml_max_body_size = cfg.limits.xml_body_bytes_max;
     b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3cfg))));

@@ -165,3 +165,19 @@ def test_malformed_policies_are_refused(pol):
     assert code_of(lambda: s3.get_bucket_policy(Bucket="polb")) == ("NoSuchBucketPolicy", 404)
     assert code_of(lambda: s3.put_bucket_policy(Bucket="nosuchpol", Policy=public_read("nosuchpol")))[0] == \
         "NoSuchBucket"
+
+
+def test_policy_written_by_another_gateway_applies_within_a_second(pol):
+    """The document lives in the bucket directory's xattr: another gateway over the same tree
+    (here: a direct setxattr) changes what this gateway enforces, within the 1 s cache."""
+    import os
+    import time
+
+    s, s3 = pol
+    assert anon(s, "GET", "/polb/pub/hello.txt").status_code == 403
+    os.setxattr(s.root / "polb", "user.strait.bucket-policy", public_read("polb").encode())
+    time.sleep(1.1)
+    assert anon(s, "GET", "/polb/pub/hello.txt").status_code == 200
+    os.removexattr(s.root / "polb", "user.strait.bucket-policy")
+    time.sleep(1.1)
+    assert anon(s, "GET", "/polb/pub/hello.txt").status_code == 403

@@ -31,6 +31,8 @@ pub struct Strait {
     /// The administrator's access key: the owner of every bucket and object until tenants
     /// exist (shown as Owner in listings, also to anonymous callers a policy lets in).
     pub owner: String,
+    /// Bucket policies read recently (shared with the access check).
+    pub policies: Arc<policy::PolicyCache>,
 }
 
 impl Strait {

@@ -11,6 +11,55 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 use strait_policy::{Effect, Principals};
 
+/// How long a bucket policy read from the file system is reused. Changes made through this
+/// gateway apply to the next request (the cache entry is dropped); changes made through another
+/// gateway, or directly on the xattr, within this long.
+pub const POLICY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+type Cached = Option<std::sync::Arc<(strait_policy::Policy, String)>>;
+
+/// Bucket policies read recently: keeps the file system off the path of every request.
+#[derive(Default)]
+pub struct PolicyCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Cached)>>,
+}
+
+impl PolicyCache {
+    /// The bucket's parsed policy and its document (`None`: no policy, no bucket, or a stored
+    /// document that no longer parses, which is logged and ignored).
+    pub async fn get(&self, store: &strait_connectors::PosixStore, bucket: &str) -> S3Result<Cached> {
+        if let Some((at, v)) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(bucket) {
+            if at.elapsed() < POLICY_CACHE_TTL {
+                return Ok(v.clone());
+            }
+        }
+        let (store, name) = (store.clone(), bucket.to_owned());
+        let doc = super::io::submit(move || store.bucket(&name).and_then(|b| b.policy()))
+            .await
+            .map_err(s3s::S3Error::internal_error)?;
+        let v = match doc {
+            Ok(Some(d)) => match strait_policy::Policy::parse(&d) {
+                Ok(p) => Some(std::sync::Arc::new((p, d))),
+                Err(e) => {
+                    tracing::warn!(bucket, error = %e, "stored bucket policy does not parse; ignored");
+                    None
+                }
+            },
+            Ok(None) | Err(_) => None,
+        };
+        let mut m = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() > 10_000 {
+            m.retain(|_, (at, _)| at.elapsed() < POLICY_CACHE_TTL);
+        }
+        m.insert(bucket.to_owned(), (std::time::Instant::now(), v.clone()));
+        Ok(v)
+    }
+
+    pub fn invalidate(&self, bucket: &str) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(bucket);
+    }
+}
+
 /// AWS's limit on a bucket policy document.
 pub const POLICY_BYTES_MAX: usize = 20 << 10;
 
@@ -103,7 +152,10 @@ pub async fn put_bucket_policy(
         return Err(s3_error!(MalformedPolicy, "{e}"));
     }
     let b = s.bucket(&req.input.bucket).await?;
-    fs(move || b.set_policy(Some(&doc))).await.map_err(|e| {
+    s.policies.invalidate(&req.input.bucket);
+    let r = fs(move || b.set_policy(Some(&doc))).await;
+    s.policies.invalidate(&req.input.bucket);
+    r.map_err(|e| {
         if e.code() == &s3s::S3ErrorCode::MetadataTooLarge {
             s3_error!(MalformedPolicy, "The policy is larger than this file system's extended attributes can hold")
         } else {
@@ -129,7 +181,9 @@ pub async fn delete_bucket_policy(
     req: S3Request<DeleteBucketPolicyInput>,
 ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
     let b = s.bucket(&req.input.bucket).await?;
-    fs(move || b.set_policy(None)).await?;
+    let r = fs(move || b.set_policy(None)).await;
+    s.policies.invalidate(&req.input.bucket);
+    r?;
     Ok(S3Response::with_status(DeleteBucketPolicyOutput::default(), http::StatusCode::NO_CONTENT))
 }
 
