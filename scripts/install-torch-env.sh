@@ -38,7 +38,7 @@ fi
 
 # (b) the venv ----------------------------------------------------------------------------------
 stamp="$venv/.strait-torch-requirements.sha256"
-want="$( (sha256sum "$req"; "$python" -c 'import sys; print(sys.version)';
+want="$( (sha256sum < "$req"; "$python" -c 'import sys; print(sys.version)';
           dpkg-query -W -f='${Version}\n' python3-torch) | sha256sum | cut -d' ' -f1)"
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "torch venv unchanged (stamp $stamp)" >&2
