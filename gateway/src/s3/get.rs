@@ -155,10 +155,39 @@ fn slice(meta: &ObjectMeta, size: u64, range: Option<&Range>, part_number: Optio
     }
 }
 
-async fn open(s: &Strait, bucket: &str, key: &str) -> S3Result<OpenObject> {
+/// Objects up to this size are read whole in the same trip to the blocking pool as the open
+/// (GetObject only): a small GET then costs one hand-off between threads instead of three.
+pub const SMALL_BODY_BYTES: u64 = 256 << 10;
+
+/// Open the bucket and the object in one blocking call; with `small`, also read an object of at
+/// most [`SMALL_BODY_BYTES`] from the opened file (the same version the metadata describes).
+async fn open(s: &Strait, bucket: &str, key: &str, small: bool) -> S3Result<(OpenObject, Option<bytes::Bytes>)> {
     let key = parse_key(key)?;
-    let bucket = s.bucket(bucket).await?;
-    fs(move || bucket.open_object(&key)).await
+    let (store, bucket) = (s.store.clone(), bucket.to_owned());
+    fs(move || {
+        let obj = store.bucket(&bucket)?.open_object(&key)?;
+        let size = obj.meta.id.size;
+        let body = match &obj.file {
+            Some(f) if small && size > 0 && size <= SMALL_BODY_BYTES => {
+                use std::os::unix::fs::FileExt;
+                let _s = tracing::debug_span!(target: "strait::fs", "fs.read", bytes = size as i64).entered();
+                let mut buf = vec![0u8; size as usize];
+                let mut got = 0;
+                while got < buf.len() {
+                    match f.read_at(&mut buf[got..], got as u64)? {
+                        0 => break,
+                        n => got += n,
+                    }
+                }
+                // A file that changed size since its metadata was read is streamed instead
+                // (the stream reports a short file as an error rather than serving it).
+                (got == buf.len()).then(|| bytes::Bytes::from(buf))
+            }
+            _ => None,
+        };
+        Ok((obj, body))
+    })
+    .await
 }
 
 /// Overrides from response-* query parameters.
@@ -195,12 +224,12 @@ macro_rules! fill_headers {
 /// What GetObject and HeadObject share: open, conditions, slice, headers, checksums. A macro
 /// because the two operations have distinct input and output types with the same fields.
 macro_rules! prepare_read {
-    ($s:expr, $i:expr, $out:ty) => {{
+    ($s:expr, $i:expr, $out:ty, $small:expr) => {{
         let i = $i;
         if i.version_id.as_deref().is_some_and(|v| v != "null") {
             return Err(s3_error!(NoSuchVersion, "versioning is not enabled"));
         }
-        let obj = open($s, &i.bucket, &i.key).await?;
+        let (obj, small_body) = open($s, &i.bucket, &i.key, $small).await?;
         let conds = Conditions {
             if_match: i.if_match.as_ref(),
             if_none_match: i.if_none_match.as_ref(),
@@ -227,25 +256,29 @@ macro_rules! prepare_read {
             let ck = if sl.whole { obj.meta.checksum.as_ref() } else { sl.part_checksum.as_ref() };
             set_checksum_fields!(out, ck);
         }
-        (obj, sl, out)
+        (obj, sl, out, small_body)
     }};
 }
 
 pub async fn get_object(s: &Strait, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-    let (obj, sl, mut out) = prepare_read!(s, &req.input, GetObjectOutput);
+    let (obj, sl, mut out, small_body) = prepare_read!(s, &req.input, GetObjectOutput, true);
     if !obj.meta.tags.is_empty() {
         out.tag_count = Some(obj.meta.tags.len() as i32);
     }
     // s3s answers 206 itself when Content-Range is set.
-    out.body = Some(match obj.file {
-        Some(f) if sl.len > 0 => file_body(f, sl.offset, sl.len),
+    out.body = Some(match (obj.file, small_body) {
+        (Some(_), Some(b)) if sl.len > 0 => {
+            let (start, end) = (sl.offset as usize, (sl.offset + sl.len) as usize);
+            StreamingBlob::from(s3s::Body::from(b.slice(start..end)))
+        }
+        (Some(f), _) if sl.len > 0 => file_body(f, sl.offset, sl.len),
         _ => StreamingBlob::from(s3s::Body::empty()),
     });
     Ok(S3Response::new(out))
 }
 
 pub async fn head_object(s: &Strait, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-    let (_, sl, out) = prepare_read!(s, &req.input, HeadObjectOutput);
+    let (_, sl, out, _) = prepare_read!(s, &req.input, HeadObjectOutput, false);
     let mut resp = S3Response::new(out);
     if sl.content_range.is_some() {
         // s3s 0.14 sets 206 for GetObject only; the front service applies this for HEAD.
@@ -263,7 +296,7 @@ pub async fn get_object_attributes(
     if i.version_id.as_deref().is_some_and(|v| v != "null") {
         return Err(s3_error!(NoSuchVersion, "versioning is not enabled"));
     }
-    let obj = open(s, &i.bucket, &i.key).await?;
+    let (obj, _) = open(s, &i.bucket, &i.key, false).await?;
     // The header is a comma-separated list (s3s 0.14 may hand it over as one element).
     let want = |a: &str| i.object_attributes.iter().flat_map(|x| x.as_str().split(',')).any(|x| x.trim() == a);
     let m = &obj.meta;
