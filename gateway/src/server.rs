@@ -88,6 +88,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
         let log = self.access_log.clone().map(|l| (l, LogHead::of(&req, self.peer)));
         let path = req.uri().path().to_owned();
         let bytes_in = content_length(req.headers());
+        let is_head = req.method() == http::Method::HEAD;
         let metrics = self.metrics.clone();
         metrics.started();
         let span = request_span(&req, &request_id, self.peer);
@@ -113,7 +114,9 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
             }
             let error_code = stamp_request_id(&mut resp, &request_id, &path, &info).await;
             let op = info.operation.get().map(String::as_str).unwrap_or("");
-            let bytes = (bytes_in, content_length(resp.headers()));
+            // A HEAD response declares the object's length but sends no body.
+            let sent = if is_head { Some(0) } else { content_length(resp.headers()) };
+            let bytes = (bytes_in, sent);
             metrics.finished(op, resp.status().as_u16(), error_code.as_deref(), started.elapsed().as_secs_f64(), bytes);
             if let Some((log, head)) = log {
                 head.write(&log, &request_id, &info, &resp, error_code.as_deref(), started);
@@ -336,7 +339,7 @@ impl LogHead {
             status: resp.status().as_u16(),
             error_code,
             bytes_in: self.bytes_in,
-            bytes_out: content_length(resp.headers()),
+            bytes_out: if self.method == "HEAD" { Some(0) } else { content_length(resp.headers()) },
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
         });
     }

@@ -68,6 +68,13 @@ def test_access_log_carries_request_id_operation_and_error_code(ops_server):
     miss = by_id[ids[2]]
     assert (miss["operation"], miss["status"], miss["error_code"]) == ("GetObject", 404, "NoSuchKey")
     assert miss["path"] == f"/{b}/missing"
+    # A HEAD declares the object's length but sends nothing; a GET sends it.
+    h = s3.head_object(Bucket=b, Key="k")["ResponseMetadata"]["RequestId"]
+    g = s3.get_object(Bucket=b, Key="k")
+    g["Body"].read()
+    by_id = {ln["request_id"]: ln for ln in read_log(log, 5)}
+    assert by_id[h]["bytes_out"] == 0 and by_id[h]["method"] == "HEAD"
+    assert by_id[g["ResponseMetadata"]["RequestId"]]["bytes_out"] == 5
 
 
 def test_error_body_carries_the_same_request_id(ops_server):
