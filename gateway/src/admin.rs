@@ -10,7 +10,11 @@
 //!   object tag index, each checked against the object's current metadata;
 //! - `GET /catalog/dcat`: the catalog as DCAT 3 JSON-LD (`application/ld+json`).
 //!
-//! With `STRAIT_ADMIN_TOKEN` set, every catalog request must carry `Authorization: Bearer TOKEN`.
+//! Bucket endpoints: `GET /admin/buckets` (linked buckets), `PUT /admin/buckets/{name}` with
+//! `{"path": "/lustre/proj/x"}` (link and serve at once), `DELETE /admin/buckets/{name}` (unlink).
+//!
+//! With `STRAIT_ADMIN_TOKEN` set, every catalog and bucket request must carry
+//! `Authorization: Bearer TOKEN`.
 
 use crate::catalog::{self, Dataset};
 use crate::metrics::Metrics;
@@ -99,7 +103,7 @@ impl Admin {
                 Ok(()) => text(200, "ready\n".into(), "text/plain"),
                 Err(e) => text(503, format!("not ready: {e}\n"), "text/plain"),
             },
-            (_, p) if p == "/catalog" || p.starts_with("/catalog/") => {
+            (_, p) if p == "/catalog" || p.starts_with("/catalog/") || p.starts_with("/admin/") => {
                 if let Some(t) = &self.token {
                     let want = format!("Bearer {t}");
                     let got = req.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
@@ -110,6 +114,9 @@ impl Admin {
                     }
                 }
                 let me = self.clone();
+                if path.starts_with("/admin/") {
+                    return me.buckets(req).await.unwrap_or_else(ApiError::into_resp);
+                }
                 me.catalog(req).await.unwrap_or_else(ApiError::into_resp)
             }
             _ => text(404, "not found\n".into(), "text/plain"),
@@ -264,6 +271,56 @@ impl Admin {
                 }
             }
             _ => Err(error(404, "not found")),
+        }
+    }
+
+    /// `/admin/buckets`: linked buckets, changed while the gateway runs.
+    async fn buckets(self, req: http::Request<hyper::body::Incoming>) -> Result<Resp, ApiError> {
+        let path = req.uri().path().to_owned();
+        let method = req.method().clone();
+        if path == "/admin/buckets" && method == http::Method::GET {
+            let all = self.blocking(|a| a.meta.bucket_links().map_err(|e| error(500, e.to_string()))).await?;
+            let list: Vec<_> = all.iter().map(|r| json!({"name": r.name, "path": r.path})).collect();
+            return Ok(json_resp(200, &json!({ "buckets": list })));
+        }
+        let Some(name) = path.strip_prefix("/admin/buckets/").map(str::to_owned) else {
+            return Err(error(404, "not found"));
+        };
+        match method {
+            http::Method::PUT => {
+                let body = Limited::new(req.into_body(), 64 << 10)
+                    .collect()
+                    .await
+                    .map_err(|e| error(413, format!("body: {e}")))?
+                    .to_bytes();
+                #[derive(serde::Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Link {
+                    path: PathBuf,
+                }
+                let l: Link = serde_json::from_slice(&body)
+                    .map_err(|e| error(400, format!("expected {{\"path\": \"/dir\"}}: {e}")))?;
+                let r = self
+                    .blocking(move |a| {
+                        crate::links::link(&a.meta, &a.store, &a.state_dir, &name, &l.path).map_err(|e| error(400, e))
+                    })
+                    .await?;
+                tracing::info!(bucket = %r.name, path = %r.path, "bucket linked");
+                Ok(json_resp(201, &json!({"name": r.name, "path": r.path})))
+            }
+            http::Method::DELETE => {
+                let n = name.clone();
+                let gone = self
+                    .blocking(move |a| crate::links::unlink(&a.meta, &a.store, &n).map_err(|e| error(500, e)))
+                    .await?;
+                if gone {
+                    tracing::info!(bucket = %name, "bucket unlinked");
+                    Ok(text(204, String::new(), "application/json"))
+                } else {
+                    Err(error(404, format!("bucket {name} is not linked")))
+                }
+            }
+            _ => Err(error(405, "method not allowed")),
         }
     }
 

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod catalog;
 mod config;
+mod links;
 mod metrics;
 mod s3;
 mod server;
@@ -301,56 +302,21 @@ fn open_offline(args: StoreArgs) -> Result<(Arc<MetaStore>, PosixStore, Config),
         )
     })?);
     let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone(), true))).map_err(|e| format!("root: {e}"))?;
-    store.set_links(load_links(&meta)?);
+    store.set_links(links::load(&meta)?);
     Ok((meta, store, cfg))
-}
-
-fn load_links(meta: &MetaStore) -> Result<Vec<(String, strait_connectors::BucketLink)>, String> {
-    let links = meta.bucket_links().map_err(|e| format!("linked buckets: {e}"))?;
-    Ok(links
-        .into_iter()
-        .map(|r| {
-            (r.name, strait_connectors::BucketLink { path: PathBuf::from(r.path), created_unix_s: r.created_unix_s })
-        })
-        .collect())
 }
 
 fn bucket_cmd(cmd: BucketCmd) -> Result<(), String> {
     match cmd {
         BucketCmd::Link { name, path, store } => {
             let (meta, store, cfg) = open_offline(store)?;
-            if !s3s::path::check_bucket_name(&name) {
-                return Err(format!("{name}: not a valid S3 bucket name (3-63 of a-z 0-9 . -)"));
-            }
-            let path = std::fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            if !path.is_dir() {
-                return Err(format!("{}: not a directory", path.display()));
-            }
-            let state = std::fs::canonicalize(&cfg.state_dir).unwrap_or(cfg.state_dir.clone());
-            if path.starts_with(&state) || state.starts_with(&path) {
-                return Err(format!("{}: overlaps the state directory {}", path.display(), state.display()));
-            }
-            if let Some(l) = store.link(&name) {
-                return Err(format!("bucket {name} is already linked to {}", l.path.display()));
-            }
-            if store.has_root_bucket(&name) {
-                return Err(format!("bucket {name} exists under the root {}", store.root().display()));
-            }
-            let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            let r = strait_metadata::BucketRecord {
-                v: FORMAT_VERSION,
-                name: name.clone(),
-                path: path.to_string_lossy().into_owned(),
-                created_unix_s: now,
-                extra: Default::default(),
-            };
-            meta.put_bucket_link(&r).map_err(|e| e.to_string())?;
-            println!("linked bucket {name} -> {}", path.display());
+            let r = links::link(&meta, &store, &cfg.state_dir, &name, &path)?;
+            println!("linked bucket {name} -> {}", r.path);
             Ok(())
         }
         BucketCmd::Unlink { name, store } => {
-            let (meta, _, _) = open_offline(store)?;
-            if !meta.delete_bucket_link(&name).map_err(|e| e.to_string())? {
+            let (meta, store, _) = open_offline(store)?;
+            if !links::unlink(&meta, &store, &name)? {
                 return Err(format!("bucket {name} is not linked"));
             }
             println!("unlinked bucket {name} (its directory is unchanged)");
@@ -567,7 +533,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let (ak, sk) = root_credentials(&meta)?;
     let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone(), cfg.listing_index)))
         .map_err(|e| format!("root: {e}"))?;
-    let links = load_links(&meta)?;
+    let links = links::load(&meta)?;
     for (name, l) in &links {
         eprintln!("strait: bucket {name} is linked to {}", l.path.display());
     }

@@ -113,3 +113,43 @@ def test_link_refuses_bad_requests(spawn_server, project, tmp_path):
     assert admin(s, "link", "climate", str(project)).returncode == 0
     r = admin(s, "link", "climate", str(project))
     assert r.returncode == 1 and "already linked" in r.stderr
+
+
+def test_link_and_unlink_online_through_the_admin_api(spawn_server, project):
+    import json
+    import urllib.request
+
+    from test_operations import admin_url
+
+    s = spawn_server(extra_args=("--admin-listen", "127.0.0.1:0"), extra_env={"STRAIT_ADMIN_TOKEN": "t0ken"})
+    base = admin_url(s)
+    s3 = boto_client(s)
+
+    def call(method, path, body=None, token="t0ken"):
+        req = urllib.request.Request(base + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None)
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                raw = r.read()
+                return r.status, json.loads(raw) if raw.strip() else None
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    assert call("PUT", "/admin/buckets/climate", {"path": str(project)}, token=None)[0] == 401
+    st, r = call("PUT", "/admin/buckets/climate", {"path": str(project)})
+    assert st == 201 and r == {"name": "climate", "path": str(project)}
+    # Served at once, without a restart.
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="climate")["Contents"]] == ["README", "runs/2026/t2m.nc"]
+    assert call("GET", "/admin/buckets")[1] == {"buckets": [{"name": "climate", "path": str(project)}]}
+    st, r = call("PUT", "/admin/buckets/climate", {"path": str(project)})
+    assert st == 400 and "already linked" in r["error"]
+    st, r = call("PUT", "/admin/buckets/Bad_Name", {"path": str(project)})
+    assert st == 400 and "not a valid S3 bucket name" in r["error"]
+    assert call("PUT", "/admin/buckets/other", {"dir": "/x"})[0] == 400
+    assert call("DELETE", "/admin/buckets/climate")[0] == 204
+    code, _ = s3_error(lambda: s3.list_objects_v2(Bucket="climate"))
+    assert code == "NoSuchBucket"
+    assert (project / "README").exists()
+    assert call("DELETE", "/admin/buckets/climate")[0] == 404
