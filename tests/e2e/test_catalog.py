@@ -8,8 +8,6 @@ import subprocess
 import urllib.request
 
 import pytest
-import rdflib
-from rdflib.namespace import DCAT, DCTERMS, RDF
 
 from helpers import boto_client
 from test_operations import admin_url
@@ -137,6 +135,11 @@ def test_object_tag_index_follows_tagging_and_deletes(cat):
 
 
 def test_dcat_export_is_valid_json_ld(cat):
+    # Imported here: pytest's collection probes module attributes, which rdflib's closed
+    # namespaces answer with warnings.
+    import rdflib
+    from rdflib.namespace import DCAT, DCTERMS, RDF
+
     s, s3, base = cat
     call(base, "PUT", "/catalog/datasets/era5-t2m", ERA5)
     call(base, "PUT", "/catalog/datasets/cells", IMAGES)
