@@ -51,11 +51,11 @@ impl DirStamp {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("serializes")
+        to_value(self)
     }
 
     pub fn decode(b: &[u8]) -> Option<Self> {
-        serde_json::from_slice(b).ok()
+        from_value(b)
     }
 }
 
@@ -71,17 +71,26 @@ pub struct CachedMeta {
     pub meta: ObjectMeta,
 }
 
+/// Index values are versioned JSON; an empty value means "nothing recorded".
+fn to_value<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("serializes")
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(b: &[u8]) -> Option<T> {
+    if b.is_empty() {
+        return None;
+    }
+    serde_json::from_slice(b).ok()
+}
+
 impl CachedMeta {
-    /// Entry values: empty = no metadata cached yet (and every directory entry).
+    /// Entry values: empty = no metadata cached yet.
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("serializes")
+        to_value(self)
     }
 
     pub fn decode(b: &[u8]) -> Option<Self> {
-        if b.is_empty() {
-            return None;
-        }
-        serde_json::from_slice(b).ok()
+        from_value(b)
     }
 }
 
@@ -96,15 +105,13 @@ pub struct DirInfo {
 }
 
 impl DirInfo {
+    /// Directory-entry values: empty = the child's stamp is not known.
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("serializes")
+        to_value(self)
     }
 
     pub fn decode(b: &[u8]) -> Option<Self> {
-        if b.is_empty() {
-            return None;
-        }
-        serde_json::from_slice(b).ok()
+        from_value(b)
     }
 }
 

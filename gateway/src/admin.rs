@@ -70,11 +70,8 @@ fn error(status: u16, msg: impl Into<String>) -> ApiError {
 }
 
 fn query_params(q: Option<&str>) -> Vec<(String, String)> {
-    url_params(q.unwrap_or(""))
-}
-
-fn url_params(q: &str) -> Vec<(String, String)> {
-    q.split('&')
+    q.unwrap_or("")
+        .split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
@@ -128,7 +125,7 @@ impl Admin {
         f: impl FnOnce(&Admin) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || f(&me)).await.map_err(|e| error(500, e.to_string()))?
+        crate::s3::io::submit(move || f(&me)).await.map_err(|e| error(500, e.to_string()))?
     }
 
     async fn catalog(self, req: http::Request<hyper::body::Incoming>) -> Result<Resp, ApiError> {

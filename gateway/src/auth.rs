@@ -84,7 +84,7 @@ impl Gate {
         let Some(action) = crate::s3::policy::action_for(op) else { return Ok(None) };
         // No policy, or no such bucket (the operation answers NoSuchBucket itself).
         let Some(cached) = self.policies.get(&self.store, bucket).await? else { return Ok(None) };
-        let (policy, doc) = (&cached.0, &cached.1);
+
         let mut req = strait_policy::Request {
             action: action.to_owned(),
             resource: crate::s3::policy::resource_arn(bucket, key),
@@ -129,7 +129,7 @@ impl Gate {
         }
         // s3:ExistingObjectTag/<key>: the object's current tags, read only when the policy asks.
         if let Some(k) = key {
-            if doc.to_ascii_lowercase().contains("s3:existingobjecttag/") {
+            if cached.uses_object_tags {
                 let (store, name, k) = (self.store.clone(), bucket.to_owned(), k.to_owned());
                 let tags = crate::s3::io::submit(move || {
                     let key = strait_connectors::ObjectKey::parse(&k)?;
@@ -143,7 +143,7 @@ impl Gate {
                 }
             }
         }
-        Ok(Some(policy.evaluate(&req)))
+        Ok(Some(cached.policy.evaluate(&req)))
     }
 }
 

@@ -249,9 +249,10 @@ impl http_body::Body for SpannedBody {
         let this = &mut *self;
         // Entered while polling: tracing-opentelemetry ends a span at its last exit, so the
         // request's span ends with its body, not with its response head.
-        let span = this.span.clone();
-        let _entered = span.enter();
-        let r = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        let r = {
+            let _entered = this.span.enter();
+            std::pin::Pin::new(&mut this.inner).poll_frame(cx)
+        };
         match &r {
             std::task::Poll::Ready(Some(Ok(f))) => {
                 if let Some(d) = f.data_ref() {

@@ -236,6 +236,16 @@ def boto_client(server: Server, region: str = REGION, access_key: str | None = N
     )
 
 
+def error_of(call) -> tuple[str | None, int]:
+    """The S3 error code and HTTP status of a call that must fail (for comparing several at once;
+    `s3_error` asserts one)."""
+    try:
+        call()
+    except ClientError as e:
+        return e.response.get("Error", {}).get("Code"), e.response["ResponseMetadata"]["HTTPStatusCode"]
+    raise AssertionError("the call succeeded")
+
+
 @contextlib.contextmanager
 def s3_error(status: int, code: str | Iterable[str] | None = None):
     """Expect a botocore ClientError with this HTTP status and S3 error code (or one of them)."""

@@ -8,17 +8,7 @@ import json
 
 import pytest
 import requests
-from botocore.exceptions import ClientError
-
-from helpers import boto_client
-
-
-def code_of(call) -> tuple[str, int]:
-    try:
-        call()
-    except ClientError as e:
-        return e.response.get("Error", {}).get("Code"), e.response["ResponseMetadata"]["HTTPStatusCode"]
-    raise AssertionError("the call succeeded")
+from helpers import boto_client, error_of
 
 
 def public_read(bucket: str, prefix: str = "pub/", extra: list | None = None) -> str:
@@ -46,7 +36,7 @@ def anon(s, method: str, path: str, **kw) -> requests.Response:
 def test_anonymous_access_only_where_the_policy_allows(pol):
     s, s3 = pol
     assert anon(s, "GET", "/polb/pub/hello.txt").status_code == 403  # no policy yet
-    assert code_of(lambda: s3.get_bucket_policy(Bucket="polb")) == ("NoSuchBucketPolicy", 404)
+    assert error_of(lambda: s3.get_bucket_policy(Bucket="polb")) == ("NoSuchBucketPolicy", 404)
     doc = public_read("polb")
     s3.put_bucket_policy(Bucket="polb", Policy=doc)
     assert json.loads(s3.get_bucket_policy(Bucket="polb")["Policy"]) == json.loads(doc)
@@ -80,7 +70,7 @@ def test_anonymous_access_only_where_the_policy_allows(pol):
 
     s3.delete_bucket_policy(Bucket="polb")
     assert anon(s, "GET", "/polb/pub/hello.txt").status_code == 403
-    assert code_of(lambda: s3.get_bucket_policy_status(Bucket="polb")) == ("NoSuchBucketPolicy", 404)
+    assert error_of(lambda: s3.get_bucket_policy_status(Bucket="polb")) == ("NoSuchBucketPolicy", 404)
 
 
 def test_conditions_on_the_connection_and_the_listing(pol):
@@ -137,12 +127,12 @@ def test_explicit_deny_binds_the_owner_but_never_locks_the_policy(pol):
         {"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "arn:aws:s3:::polb",
          "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
     ]}))
-    assert code_of(lambda: s3.delete_object(Bucket="polb", Key="private/secret.txt")) == ("AccessDenied", 403)
-    assert code_of(lambda: s3.put_object(Bucket="polb", Key="private/x", Body=b"x")) == ("AccessDenied", 403)
+    assert error_of(lambda: s3.delete_object(Bucket="polb", Key="private/secret.txt")) == ("AccessDenied", 403)
+    assert error_of(lambda: s3.put_object(Bucket="polb", Key="private/x", Body=b"x")) == ("AccessDenied", 403)
     s3.put_object(Bucket="polb", Key="pub/ok.txt", Body=b"fine")
     assert s3.get_object(Bucket="polb", Key="private/secret.txt")["Body"].read() == b"secret"
     # Bucket-level operations over plain HTTP are denied ...
-    assert code_of(lambda: s3.list_objects_v2(Bucket="polb")) == ("AccessDenied", 403)
+    assert error_of(lambda: s3.list_objects_v2(Bucket="polb")) == ("AccessDenied", 403)
     # ... but the owner can still read, replace and delete the policy.
     assert "Deny" in s3.get_bucket_policy(Bucket="polb")["Policy"]
     s3.delete_bucket_policy(Bucket="polb")
@@ -161,9 +151,9 @@ def test_malformed_policies_are_refused(pol):
                                                             "Resource": "x" * 21000}]}),
     ]
     for doc in bad:
-        assert code_of(lambda: s3.put_bucket_policy(Bucket="polb", Policy=doc)) == ("MalformedPolicy", 400), doc[:80]
-    assert code_of(lambda: s3.get_bucket_policy(Bucket="polb")) == ("NoSuchBucketPolicy", 404)
-    assert code_of(lambda: s3.put_bucket_policy(Bucket="nosuchpol", Policy=public_read("nosuchpol")))[0] == \
+        assert error_of(lambda: s3.put_bucket_policy(Bucket="polb", Policy=doc)) == ("MalformedPolicy", 400), doc[:80]
+    assert error_of(lambda: s3.get_bucket_policy(Bucket="polb")) == ("NoSuchBucketPolicy", 404)
+    assert error_of(lambda: s3.put_bucket_policy(Bucket="nosuchpol", Policy=public_read("nosuchpol")))[0] == \
         "NoSuchBucket"
 
 

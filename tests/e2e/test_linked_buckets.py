@@ -9,18 +9,7 @@ import subprocess
 
 import pytest
 
-from botocore.exceptions import ClientError
-
-from helpers import boto_client
-
-
-def s3_error(call) -> tuple[str, int]:
-    """The S3 error code and HTTP status of a call that must fail."""
-    try:
-        call()
-    except ClientError as e:
-        return e.response.get("Error", {}).get("Code"), e.response["ResponseMetadata"]["HTTPStatusCode"]
-    raise AssertionError("the call succeeded")
+from helpers import boto_client, error_of
 
 
 def admin(s, *args) -> subprocess.CompletedProcess:
@@ -58,10 +47,10 @@ def test_link_serves_an_existing_directory_in_place(spawn_server, project, tmp_p
     put = s3.put_object(Bucket="climate", Key="runs/2027/new.nc", Body=b"fresh")
     assert put["ETag"] == f'"{hashlib.md5(b"fresh").hexdigest()}"'
     assert (project / "runs" / "2027" / "new.nc").read_bytes() == b"fresh"
-    code, status = s3_error(lambda: s3.get_object(Bucket="climate", Key="../secret.txt"))
+    code, status = error_of(lambda: s3.get_object(Bucket="climate", Key="../secret.txt"))
     assert status in (400, 404) and code != "InternalError", code
     os.symlink(tmp_path / "lustre" / "proj" / "secret.txt", project / "escape")
-    code, _ = s3_error(lambda: s3.get_object(Bucket="climate", Key="escape"))
+    code, _ = error_of(lambda: s3.get_object(Bucket="climate", Key="escape"))
     assert code == "NoSuchKey"
 
     # Multipart uploads stage inside the linked directory and publish there.
@@ -73,9 +62,9 @@ def test_link_serves_an_existing_directory_in_place(spawn_server, project, tmp_p
     assert (project / "big.bin").read_bytes() == part
 
     # The bucket is the steward's: neither deleted nor re-created by S3 clients.
-    code, _ = s3_error(lambda: s3.delete_bucket(Bucket="climate"))
+    code, _ = error_of(lambda: s3.delete_bucket(Bucket="climate"))
     assert code == "AccessDenied"
-    code, _ = s3_error(lambda: s3.create_bucket(Bucket="climate",
+    code, _ = error_of(lambda: s3.create_bucket(Bucket="climate",
                                                  CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}))
     assert code in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"), code
     assert project.is_dir()
@@ -87,7 +76,7 @@ def test_link_serves_an_existing_directory_in_place(spawn_server, project, tmp_p
     s = spawn_server(root=s.root, state_dir=s.state_dir)
     s3 = boto_client(s)
     assert "climate" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
-    code, _ = s3_error(lambda: s3.head_bucket(Bucket="climate"))
+    code, _ = error_of(lambda: s3.head_bucket(Bucket="climate"))
     assert code in ("NoSuchBucket", "404"), code
     assert (project / "runs" / "2027" / "new.nc").read_bytes() == b"fresh"
     assert (project / "README").exists()
@@ -149,7 +138,7 @@ def test_link_and_unlink_online_through_the_admin_api(spawn_server, project):
     assert st == 400 and "not a valid S3 bucket name" in r["error"]
     assert call("PUT", "/admin/buckets/other", {"dir": "/x"})[0] == 400
     assert call("DELETE", "/admin/buckets/climate")[0] == 204
-    code, _ = s3_error(lambda: s3.list_objects_v2(Bucket="climate"))
+    code, _ = error_of(lambda: s3.list_objects_v2(Bucket="climate"))
     assert code == "NoSuchBucket"
     assert (project / "README").exists()
     assert call("DELETE", "/admin/buckets/climate")[0] == 404

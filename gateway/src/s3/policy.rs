@@ -16,7 +16,14 @@ use strait_policy::{Effect, Principals};
 /// gateway, or directly on the xattr, within this long.
 pub const POLICY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
-type Cached = Option<std::sync::Arc<(strait_policy::Policy, String)>>;
+/// A parsed bucket policy, with what the access check needs to know about it up front.
+pub struct CachedPolicy {
+    pub policy: strait_policy::Policy,
+    /// Whether a condition reads `s3:ExistingObjectTag/...` (then the object's tags are needed).
+    pub uses_object_tags: bool,
+}
+
+type Cached = Option<std::sync::Arc<CachedPolicy>>;
 
 /// Bucket policies read recently: keeps the file system off the path of every request.
 #[derive(Default)]
@@ -25,8 +32,8 @@ pub struct PolicyCache {
 }
 
 impl PolicyCache {
-    /// The bucket's parsed policy and its document (`None`: no policy, no bucket, or a stored
-    /// document that no longer parses, which is logged and ignored).
+    /// The bucket's parsed policy (`None`: no policy, no bucket, or a stored document that no
+    /// longer parses, which is logged and ignored).
     pub async fn get(&self, store: &strait_connectors::PosixStore, bucket: &str) -> S3Result<Cached> {
         if let Some((at, v)) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(bucket) {
             if at.elapsed() < POLICY_CACHE_TTL {
@@ -39,7 +46,14 @@ impl PolicyCache {
             .map_err(s3s::S3Error::internal_error)?;
         let v = match doc {
             Ok(Some(d)) => match strait_policy::Policy::parse(&d) {
-                Ok(p) => Some(std::sync::Arc::new((p, d))),
+                Ok(policy) => {
+                    let uses_object_tags = policy
+                        .statements
+                        .iter()
+                        .flat_map(|s| &s.conditions)
+                        .any(|c| c.key.get(..21).is_some_and(|k| k.eq_ignore_ascii_case("s3:ExistingObjectTag/")));
+                    Some(std::sync::Arc::new(CachedPolicy { policy, uses_object_tags }))
+                }
                 Err(e) => {
                     tracing::warn!(bucket, error = %e, "stored bucket policy does not parse; ignored");
                     None
