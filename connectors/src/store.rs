@@ -168,6 +168,18 @@ pub enum PublishMode {
     IfMatch(String),
 }
 
+/// A published object as a direct reader sees it ([`Bucket::lease`]).
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub path: Option<PathBuf>,
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub etag: String,
+    pub layout: Option<crate::layout::Layout>,
+}
+
 /// An open object: its file (none for directory markers) and validated metadata.
 pub struct OpenObject {
     pub file: Option<std::fs::File>,
@@ -408,6 +420,36 @@ impl Bucket {
         let (file, st) = fsutil::open_regular(&*self.fd, key.path())?;
         let meta = read_meta(&*self.store.inner.journal, &file, &st)?;
         Ok(OpenObject { file: Some(file), mtime_ns: fsutil::mtime_ns(&st), meta })
+    }
+
+    /// What a direct reader (the MPI shim) needs to read the object itself: its absolute path,
+    /// file identity, size, ETag and stripe layout. Published files are never written in place
+    /// (a new version is a new inode renamed over the key), so a reader that opens the path and
+    /// finds this `dev`/`ino` holds exactly this version for as long as it keeps the file open.
+    /// Directory markers have no file (`path` is `None`).
+    pub fn lease(&self, key: &ObjectKey) -> Result<Lease> {
+        let o = self.open_object(key)?;
+        let Some(file) = &o.file else {
+            return Ok(Lease {
+                path: None,
+                dev: 0,
+                ino: 0,
+                size: 0,
+                mtime_ns: o.mtime_ns,
+                etag: o.meta.etag,
+                layout: None,
+            });
+        };
+        let st = rustix::fs::fstat(file).ctx(|| format!("fstat {}", key.as_str()))?;
+        Ok(Lease {
+            path: Some(self.path.join(key.path())),
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: o.meta.id.size,
+            mtime_ns: o.mtime_ns,
+            etag: o.meta.etag,
+            layout: Some(crate::layout::of(file, &st)),
+        })
     }
 
     /// Create a staging file for `key` in the key's target directory (creating parents).

@@ -48,6 +48,7 @@ impl S3Auth for KeyStore {
 }
 
 /// The access check run for every request after signature verification.
+#[derive(Clone)]
 pub struct Gate {
     pub allow_sigv2: bool,
     /// Where bucket policies are read from.
@@ -71,11 +72,26 @@ pub const ACCOUNT_ID: &str = "000000000000";
 /// Operations the bucket owner can always perform, so that no policy locks it out (AWS).
 const OWNER_ALWAYS: [&str; 3] = ["GetBucketPolicy", "PutBucketPolicy", "DeleteBucketPolicy"];
 
+/// What the access decision reads of a request: an S3 operation's (from s3s's access context)
+/// or a custom route's (the lease route), so both are judged by the same code.
+#[derive(Clone, Copy)]
+pub struct ReqView<'a> {
+    pub headers: &'a http::HeaderMap,
+    pub uri: &'a http::Uri,
+    pub credentials: Option<&'a s3s::auth::Credentials>,
+}
+
+impl<'a> ReqView<'a> {
+    fn of(cx: &'a S3AccessContext<'_>) -> Self {
+        Self { headers: cx.headers(), uri: cx.uri(), credentials: cx.credentials() }
+    }
+}
+
 impl Gate {
     /// The bucket policy's decision for this request, if the bucket has a (valid) policy.
-    async fn policy_decision(
+    pub async fn policy_decision(
         &self,
-        cx: &S3AccessContext<'_>,
+        cx: &ReqView<'_>,
         op: &str,
         bucket: &str,
         key: Option<&str>,
@@ -90,8 +106,8 @@ impl Gate {
             resource: crate::s3::policy::resource_arn(bucket, key),
             ..Default::default()
         };
-        let signed = cx.credentials().is_some();
-        if let Some(c) = cx.credentials() {
+        let signed = cx.credentials.is_some();
+        if let Some(c) = cx.credentials {
             req.principals =
                 vec![format!("arn:aws:iam::{ACCOUNT_ID}:root"), ACCOUNT_ID.to_owned(), c.access_key.clone()];
             req = req.with("aws:userid", ACCOUNT_ID).with("aws:PrincipalType", "Account");
@@ -109,17 +125,18 @@ impl Gate {
         let rfc = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         req = req.with("aws:CurrentTime", rfc).with("aws:EpochTime", now.unix_timestamp().to_string());
         for (h, k) in [("user-agent", "aws:UserAgent"), ("referer", "aws:Referer")] {
-            if let Some(v) = cx.headers().get(h).and_then(|v| v.to_str().ok()) {
+            if let Some(v) = cx.headers.get(h).and_then(|v| v.to_str().ok()) {
                 req = req.with(k, v);
             }
         }
         if signed {
-            let query = presign_expires(cx).is_some();
+            let query = presign_expires(cx.uri).is_some();
             req = req.with("s3:authType", if query { "REST-QUERY-STRING" } else { "REST-HEADER" });
-            req = req.with("s3:signatureversion", if is_sigv2(cx) { "AWS" } else { "AWS4-HMAC-SHA256" });
+            let v2 = is_sigv2_request(cx.headers, cx.uri);
+            req = req.with("s3:signatureversion", if v2 { "AWS" } else { "AWS4-HMAC-SHA256" });
         }
         if action == "s3:ListBucket" {
-            let q = cx.uri().query().unwrap_or("");
+            let q = cx.uri.query().unwrap_or("");
             for (param, k) in [("prefix", "s3:prefix"), ("delimiter", "s3:delimiter"), ("max-keys", "s3:max-keys")] {
                 if let Some(v) = query_param(q, param) {
                     let v = urlencoding::decode(v).map(|c| c.into_owned()).unwrap_or_default();
@@ -167,11 +184,6 @@ fn signed_header_list(headers: &http::HeaderMap, uri: &http::Uri) -> Option<Vec<
     let sh = query_param(uri.query()?, "X-Amz-SignedHeaders")?;
     let sh = urlencoding::decode(sh).ok()?;
     Some(sh.split(';').map(|s| s.trim().to_ascii_lowercase()).collect())
-}
-
-/// The headers the request's signature covers (header auth or presigned URL).
-fn signed_headers(cx: &S3AccessContext<'_>) -> Option<Vec<String>> {
-    signed_header_list(cx.headers(), cx.uri())
 }
 
 /// Refusals that must happen before s3s parses the signature, answered with AWS's codes.
@@ -240,20 +252,17 @@ pub fn is_sigv2_request(headers: &http::HeaderMap, uri: &http::Uri) -> bool {
     header || query
 }
 
-fn is_sigv2(cx: &S3AccessContext<'_>) -> bool {
-    is_sigv2_request(cx.headers(), cx.uri())
-}
-
-fn presign_expires<'a>(cx: &'a S3AccessContext<'_>) -> Option<&'a str> {
-    cx.uri().query().and_then(|q| query_param(q, "X-Amz-Expires"))
+fn presign_expires(uri: &http::Uri) -> Option<&str> {
+    uri.query().and_then(|q| query_param(q, "X-Amz-Expires"))
 }
 
 impl Gate {
-    pub fn check_request(&self, cx: &S3AccessContext<'_>) -> S3Result<()> {
-        if cx.credentials().is_none() {
+    /// The checks of a signed request that s3s leaves to us (see the module comment).
+    pub fn check_request(&self, cx: &ReqView<'_>) -> S3Result<()> {
+        if cx.credentials.is_none() {
             return Err(s3_error!(AccessDenied, "Anonymous access is not allowed"));
         }
-        if is_sigv2(cx) {
+        if is_sigv2_request(cx.headers, cx.uri) {
             if self.allow_sigv2 {
                 return Ok(());
             }
@@ -262,8 +271,8 @@ impl Gate {
                 "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
             ));
         }
-        let presigned = presign_expires(cx).is_some();
-        if let Some(exp) = presign_expires(cx) {
+        let presigned = presign_expires(cx.uri).is_some();
+        if let Some(exp) = presign_expires(cx.uri) {
             let ok = exp.parse::<u64>().is_ok_and(|e| e <= PRESIGN_EXPIRES_SECS_MAX);
             if !ok {
                 let mut e = S3Error::with_message(
@@ -274,8 +283,8 @@ impl Gate {
                 return Err(e);
             }
         }
-        let signed = signed_headers(cx).unwrap_or_default();
-        for name in cx.headers().keys() {
+        let signed = signed_header_list(cx.headers, cx.uri).unwrap_or_default();
+        for name in cx.headers.keys() {
             let n = name.as_str();
             if !n.starts_with("x-amz-") || signed.iter().any(|s| s == n) {
                 continue;
@@ -316,18 +325,19 @@ impl S3Access for Gate {
                 let _ = info.principal.set(p);
             }
         }
+        let conn = cx.extensions_mut().get::<ConnInfo>().copied();
+        let rv = ReqView::of(cx);
         if let Some(b) = bucket.as_deref() {
-            let conn = cx.extensions_mut().get::<ConnInfo>().copied();
             let op = cx.s3_op().name();
-            match self.policy_decision(cx, op, b, key.as_deref(), conn).await? {
+            match self.policy_decision(&rv, op, b, key.as_deref(), conn).await? {
                 Some(strait_policy::Decision::ExplicitDeny) if !OWNER_ALWAYS.contains(&op) => {
                     return Err(s3_error!(AccessDenied, "Access Denied"));
                 }
                 // Anonymous requests pass only where the bucket policy allows them.
-                Some(strait_policy::Decision::Allow) if cx.credentials().is_none() => {
+                Some(strait_policy::Decision::Allow) if rv.credentials.is_none() => {
                     let reads = ["GetObject", "HeadObject", "GetObjectAttributes", "GetObjectTagging"];
                     if reads.contains(&op) {
-                        let list = self.policy_decision(cx, "ListObjectsV2", b, None, conn).await?;
+                        let list = self.policy_decision(&rv, "ListObjectsV2", b, None, conn).await?;
                         if list != Some(strait_policy::Decision::Allow) {
                             if let Some(info) = cx.extensions_mut().get::<std::sync::Arc<crate::access_log::ReqInfo>>()
                             {
@@ -340,7 +350,7 @@ impl S3Access for Gate {
                 _ => {}
             }
         }
-        self.check_request(cx)
+        self.check_request(&rv)
     }
 }
 

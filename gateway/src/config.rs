@@ -58,12 +58,29 @@ pub struct ServerFile {
     pub listing_index: Option<bool>,
 }
 
+/// The `[lease]` table: leases for the MPI shim's direct path (`POST /?strait-lease`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeaseFile {
+    /// Tell authorized callers the file-system path of objects (false: callers use GETs).
+    pub direct: bool,
+    /// How long a lease may be used to open files, in seconds.
+    pub ttl_secs: u64,
+}
+
+impl Default for LeaseFile {
+    fn default() -> Self {
+        Self { direct: true, ttl_secs: 300 }
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConfigFile {
     pub server: ServerFile,
     pub limits: Limits,
+    pub lease: LeaseFile,
 }
 
 /// The validated runtime configuration.
@@ -80,6 +97,7 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     pub listing_index: bool,
     pub limits: Limits,
+    pub lease: crate::lease::LeaseSettings,
 }
 
 /// Flags that override the file.
@@ -123,6 +141,9 @@ impl Config {
         if l.connections_max == 0 {
             return Err("limits.connections_max: expected at least 1".into());
         }
+        if file.lease.ttl_secs == 0 || file.lease.ttl_secs > 86_400 {
+            return Err("lease.ttl_secs: expected 1 to 86400 seconds".into());
+        }
         Ok(Self {
             listen: o.listen.or(s.listen).unwrap_or_else(|| "127.0.0.1:9000".parse().expect("literal")),
             root,
@@ -135,6 +156,7 @@ impl Config {
             admin_listen: o.admin_listen.or(s.admin_listen),
             listing_index: s.listing_index.unwrap_or(true),
             limits: file.limits,
+            lease: crate::lease::LeaseSettings { direct: file.lease.direct, ttl_secs: file.lease.ttl_secs },
         })
     }
 }

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod catalog;
 mod config;
+mod lease;
 mod links;
 mod metrics;
 mod s3;
@@ -559,7 +560,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let mut b = s3s::service::S3ServiceBuilder::new(strait);
     b.set_auth(auth::KeyStore::new([(ak, sk)]));
-    b.set_access(auth::Gate { allow_sigv2: cfg.allow_sigv2, store: gate_store, policies });
+    let gate = auth::Gate { allow_sigv2: cfg.allow_sigv2, store: gate_store.clone(), policies };
+    b.set_access(gate.clone());
+    b.set_route(lease::LeaseRoute { gate, store: gate_store, settings: cfg.lease.clone() });
     let mut s3cfg = s3s::config::S3Config::default();
     s3cfg.xml_max_body_size = cfg.limits.xml_body_bytes_max;
     b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3cfg))));
