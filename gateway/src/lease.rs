@@ -84,6 +84,11 @@ struct LeaseResponse {
     leases: Vec<LeaseOut>,
 }
 
+fn body_too_large(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    // s3s's BodySizeLimitExceeded is not exported; it is the error of an in-memory body.
+    e.to_string().contains("exceeds limit")
+}
+
 fn is_lease_query(uri: &http::Uri) -> bool {
     uri.query().is_some_and(|q| q.split('&').any(|kv| kv == "strait-lease" || kv == "strait-lease="))
 }
@@ -112,11 +117,14 @@ impl S3Route for LeaseRoute {
     }
 
     async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
-        let body = req
-            .input
-            .store_all_limited(LEASE_BODY_MAX)
-            .await
-            .map_err(|_| s3_error!(MaxMessageLengthExceeded, "lease request body is larger than 4 MiB"))?;
+        let body = req.input.store_all_limited(LEASE_BODY_MAX).await.map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() || body_too_large(&*e) {
+                s3_error!(MaxMessageLengthExceeded, "lease request body is larger than 4 MiB")
+            } else {
+                // The body's own failures: a payload hash that does not match, truncation...
+                crate::s3::error::body_err(&*e)
+            }
+        })?;
         if let Some(want) = req.headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()) {
             if want.len() == 64 {
                 use sha2::Digest;
@@ -205,5 +213,27 @@ fn lease_one(store: &PosixStore, n: Named, allowed: bool, direct: bool) -> Lease
             let msg = e.message().unwrap_or("").to_owned();
             fail(out, status, e.code().as_str(), msg)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_lease_query_matches() {
+        let u = |s: &str| s.parse::<http::Uri>().unwrap();
+        assert!(is_lease_query(&u("/?strait-lease")));
+        assert!(is_lease_query(&u("/?x=1&strait-lease=")));
+        assert!(!is_lease_query(&u("/?strait-leases")));
+        assert!(!is_lease_query(&u("/")));
+        assert!(!is_lease_query(&u("/?uploads")));
+    }
+
+    #[test]
+    fn requests_are_validated() {
+        assert!(serde_json::from_str::<LeaseRequest>(r#"{"objects":[{"bucket":"b","key":"k"}]}"#).is_ok());
+        assert!(serde_json::from_str::<LeaseRequest>(r#"{"objects":[{"bucket":"b"}]}"#).is_err());
+        assert!(serde_json::from_str::<LeaseRequest>(r#"{"objects":[],"extra":1}"#).is_err());
     }
 }

@@ -41,6 +41,13 @@ int strait_core_lease(const strait_core *c, int n, const char *const *buckets, c
 int strait_core_get_ranges(const strait_core *c, const char *bucket, const char *key, const char *if_match,
                            int n, const uint64_t *offsets, const uint64_t *lengths, void *const *bufs,
                            int streams);
+/* The same reads on a background thread: returns at once (NULL on a bad argument); the client
+ * and buffers must stay valid and untouched until strait_core_wait, called exactly once. */
+typedef struct strait_core_pending strait_core_pending;
+strait_core_pending *strait_core_get_ranges_start(const strait_core *c, const char *bucket, const char *key,
+                                                  const char *if_match, int n, const uint64_t *offsets,
+                                                  const uint64_t *lengths, void *const *bufs, int streams);
+int strait_core_wait(strait_core_pending *p);
 int strait_core_mpu_create(const strait_core *c, const char *bucket, const char *key, char *id_out, size_t cap);
 int strait_core_mpu_upload(const strait_core *c, const char *bucket, const char *key, const char *upload_id,
                            uint32_t part, const void *data, uint64_t len, char *etag_out, size_t cap);

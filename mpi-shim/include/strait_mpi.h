@@ -25,7 +25,8 @@
  *   romio_cb_read      enable | disable | automatic: aggregate read_at_all on the direct path too
  *                      (automatic = disable: each rank preads its own contiguous range)
  *   striping_unit      file-domain alignment in bytes (default: the leased stripe size, else 1 MiB)
- *   strait_http_streams  ranged GETs in flight per aggregator per round (default 4)
+ *   strait_http_streams  ranged GETs in flight per rank (default: 8 per node shared by its ranks,
+ *                      at least 2)
  *   strait_same_read   bcast | independent: read_all_same reads once and broadcasts (default)
  *                      or every rank reads everything itself
  *   strait_part_size   multipart part size for write_at_all (default 16 MiB, at least 5 MiB)

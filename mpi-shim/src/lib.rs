@@ -413,3 +413,124 @@ pub unsafe extern "C" fn strait_core_parse_name(
     };
     r.map_or_else(|e| set_error(&e), |()| 0)
 }
+
+/// A read started by [`strait_core_get_ranges_start`], finished by [`strait_core_wait`].
+pub struct Pending {
+    thread: std::thread::JoinHandle<Result<(), Error>>,
+}
+
+/// The caller's client and buffers, moved to the reading thread.
+struct Job {
+    client: *const Client,
+    bucket: String,
+    key: String,
+    if_match: Option<String>,
+    /// (offset, buffer address, length)
+    ranges: Vec<(u64, usize, usize)>,
+    streams: usize,
+}
+
+// SAFETY: the pointers in a Job are only used by the one thread it is moved to, and the caller
+// of strait_core_get_ranges_start guarantees the client and every buffer stay valid and untouched
+// until strait_core_wait returns (the header's contract); Client itself is Sync.
+unsafe impl Send for Job {}
+
+impl Job {
+    fn run(self) -> Result<(), Error> {
+        // SAFETY: see `unsafe impl Send for Job`: the client outlives this thread (joined by
+        // strait_core_wait before the caller may free it).
+        let c = unsafe { &*self.client };
+        let ranges = self
+            .ranges
+            .iter()
+            // SAFETY: each buffer is `len` writable bytes, disjoint from the others, and not
+            // accessed by the caller until strait_core_wait (the start function's contract).
+            .map(|&(off, p, len)| (off, unsafe { std::slice::from_raw_parts_mut(p as *mut u8, len) }))
+            .collect();
+        c.get_ranges(&self.bucket, &self.key, self.if_match.as_deref(), ranges, self.streams)
+    }
+}
+
+/// Start the reads of [`strait_core_get_ranges`] on a background thread and return at once.
+/// Returns NULL on a bad argument (see `strait_core_last_error`); otherwise the handle must be
+/// passed to `strait_core_wait` exactly once.
+///
+/// # Safety
+/// As `strait_core_get_ranges`, and moreover the client and every buffer stay valid, and the
+/// buffers unread and unwritten by the caller, until `strait_core_wait` returns.
+#[no_mangle]
+pub unsafe extern "C" fn strait_core_get_ranges_start(
+    c: *const Client,
+    bucket: *const c_char,
+    key: *const c_char,
+    if_match: *const c_char,
+    n: c_int,
+    offsets: *const u64,
+    lengths: *const u64,
+    bufs: *const *mut c_void,
+    streams: c_int,
+) -> *mut Pending {
+    let job = (|| -> Result<Job, Error> {
+        if c.is_null() {
+            return Err(Error::new(Code::Arg, "NULL client"));
+        }
+        let n = usize::try_from(n).map_err(|_| Error::new(Code::Arg, "negative count"))?;
+        if n > 0 && (offsets.is_null() || lengths.is_null() || bufs.is_null()) {
+            return Err(Error::new(Code::Arg, "get_ranges: NULL array"));
+        }
+        let mut ranges = Vec::with_capacity(n);
+        for i in 0..n {
+            // SAFETY: the three arrays have `n` entries (contract).
+            let (off, len, p) = unsafe { (*offsets.add(i), *lengths.add(i), *bufs.add(i)) };
+            let len = usize::try_from(len).map_err(|_| Error::new(Code::Arg, "range too long"))?;
+            if len > 0 && p.is_null() {
+                return Err(Error::new(Code::Arg, "get_ranges: NULL buffer"));
+            }
+            if len > 0 {
+                ranges.push((off, p as usize, len));
+            }
+        }
+        // SAFETY: NUL-terminated strings (contract); copied before this call returns.
+        let (b, k, m) = unsafe { (req_str(bucket, "bucket")?, req_str(key, "key")?, opt_str(if_match, "If-Match")?) };
+        Ok(Job {
+            client: c,
+            bucket: b.to_owned(),
+            key: k.to_owned(),
+            if_match: m.map(str::to_owned),
+            ranges,
+            streams: usize::try_from(streams).unwrap_or(1),
+        })
+    })();
+    match job {
+        Ok(job) => match std::thread::Builder::new().name("strait-get".into()).spawn(move || job.run()) {
+            Ok(thread) => Box::into_raw(Box::new(Pending { thread })),
+            Err(e) => {
+                set_error(&Error::new(Code::NoMem, format!("cannot start a reading thread: {e}")));
+                std::ptr::null_mut()
+            }
+        },
+        Err(e) => {
+            set_error(&e);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Wait for a read started by `strait_core_get_ranges_start`; returns its code (message in
+/// `strait_core_last_error` on this thread).
+///
+/// # Safety
+/// `p` came from `strait_core_get_ranges_start` and is waited for once.
+#[no_mangle]
+pub unsafe extern "C" fn strait_core_wait(p: *mut Pending) -> c_int {
+    if p.is_null() {
+        return fail(Code::Arg, "NULL pending read");
+    }
+    // SAFETY: `p` came from Box::into_raw in strait_core_get_ranges_start, waited for once.
+    let p = unsafe { Box::from_raw(p) };
+    match p.thread.join() {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => set_error(&e),
+        Err(_) => fail(Code::Http, "the reading thread panicked"),
+    }
+}

@@ -73,12 +73,12 @@ struct hints {
     uint64_t cb_buffer_size;
     int cb_read;
     uint64_t striping_unit; /* 0 = from the lease */
-    int streams;
+    int streams; /* 0 = auto: 8 per node, at least 2 per rank */
     int same_bcast;
     uint64_t part_size;
 };
 
-static const struct hints DEFAULT_HINTS = {PATH_AUTO, 0, 16 * MIB, CB_AUTO, 0, 4, 1, 16 * MIB};
+static const struct hints DEFAULT_HINTS = {PATH_AUTO, 0, 16 * MIB, CB_AUTO, 0, 0, 1, 16 * MIB};
 
 static int parse_u64(const char *v, uint64_t *out) {
     char *end = NULL;
@@ -146,12 +146,51 @@ struct strait_ctx_s {
     int rank, size;
     strait_core *core;
     struct hints hints;
+    /* the ranks sharing this node's memory, and one leader (node rank 0) per node */
+    MPI_Comm node, leaders;
+    int node_rank, node_size;
+    int *leader_of; /* world rank -> leaders-communicator rank of its node */
 };
+
+/* Wait for a non-blocking MPI operation without spinning: a rank that waits for others (an
+ * aggregator still reading, say) gives its core back, which matters when ranks share cores with
+ * each other and with the gateway. A few tests first, so short waits stay short. */
+static int polite_wait(MPI_Request *rq) {
+    int done = 0;
+    for (int i = 0; !done; i++) {
+        if (MPI_Test(rq, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) return STRAIT_ERR_MPI;
+        if (!done && i >= 64) {
+            struct timespec ts = {0, i < 1024 ? 20000 : 200000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return STRAIT_OK;
+}
+
+static int polite_waitall(int n, MPI_Request *rq) {
+    int done = 0;
+    for (int i = 0; !done; i++) {
+        if (MPI_Testall(n, rq, &done, MPI_STATUSES_IGNORE) != MPI_SUCCESS) return STRAIT_ERR_MPI;
+        if (!done && i >= 64) {
+            struct timespec ts = {0, i < 1024 ? 20000 : 200000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return STRAIT_OK;
+}
+
+static int polite_barrier(MPI_Comm comm) {
+    MPI_Request rq;
+    if (MPI_Ibarrier(comm, &rq) != MPI_SUCCESS) return STRAIT_ERR_MPI;
+    return polite_wait(&rq);
+}
 
 /* Every rank gets the largest code and the message of the lowest rank that had it. */
 static int agree(strait_ctx c, int rc) {
     int all = 0;
-    if (MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, c->comm) != MPI_SUCCESS) return STRAIT_ERR_MPI;
+    MPI_Request rq;
+    if (MPI_Iallreduce(&rc, &all, 1, MPI_INT, MPI_MAX, c->comm, &rq) != MPI_SUCCESS || polite_wait(&rq))
+        return STRAIT_ERR_MPI;
     if (all == STRAIT_OK) return STRAIT_OK;
     int mine = rc == all ? c->rank : c->size, who = 0;
     MPI_Allreduce(&mine, &who, 1, MPI_INT, MPI_MIN, c->comm);
@@ -180,7 +219,7 @@ int strait_init(MPI_Comm comm, const char *endpoint, const char *access_key, con
         free(c);
         return set_err(STRAIT_ERR_MPI, "MPI_Comm_dup failed");
     }
-    struct strait_ctx_s tmp = {dup, 0, 0, NULL, DEFAULT_HINTS};
+    struct strait_ctx_s tmp = {dup, 0, 0, NULL, DEFAULT_HINTS, MPI_COMM_NULL, MPI_COMM_NULL, 0, 0, NULL};
     MPI_Comm_rank(dup, &tmp.rank);
     MPI_Comm_size(dup, &tmp.size);
     if (rc == STRAIT_OK) rc = read_hints(info, &tmp.hints);
@@ -196,9 +235,24 @@ int strait_init(MPI_Comm comm, const char *endpoint, const char *access_key, con
             if (!tmp.core) rc = core_err(STRAIT_ERR_ARG);
         }
     }
+    /* Node topology for read_all_same: node communicator, leaders, node of every rank. */
+    MPI_Comm_split_type(dup, MPI_COMM_TYPE_SHARED, tmp.rank, MPI_INFO_NULL, &tmp.node);
+    MPI_Comm_rank(tmp.node, &tmp.node_rank);
+    MPI_Comm_size(tmp.node, &tmp.node_size);
+    MPI_Comm_split(dup, tmp.node_rank == 0 ? 0 : MPI_UNDEFINED, tmp.rank, &tmp.leaders);
+    int my_leader = -1;
+    if (tmp.leaders != MPI_COMM_NULL) MPI_Comm_rank(tmp.leaders, &my_leader);
+    MPI_Bcast(&my_leader, 1, MPI_INT, 0, tmp.node);
+    tmp.leader_of = malloc(sizeof(int) * (size_t)tmp.size);
+    if (!tmp.leader_of && rc == STRAIT_OK) rc = set_err(STRAIT_ERR_NOMEM, "strait_init: no memory");
+    if (tmp.leader_of) MPI_Allgather(&my_leader, 1, MPI_INT, tmp.leader_of, 1, MPI_INT, dup);
+    else MPI_Allgather(&my_leader, 1, MPI_INT, (int[1]){0}, 0, MPI_INT, dup);
     rc = agree(&tmp, rc);
     if (rc != STRAIT_OK) {
         strait_core_free(tmp.core);
+        free(tmp.leader_of);
+        if (tmp.leaders != MPI_COMM_NULL) MPI_Comm_free(&tmp.leaders);
+        MPI_Comm_free(&tmp.node);
         MPI_Comm_free(&dup);
         free(c);
         return rc;
@@ -213,6 +267,9 @@ int strait_finalize(strait_ctx *ctx) {
     strait_ctx c = *ctx;
     int rc = MPI_Barrier(c->comm) == MPI_SUCCESS ? STRAIT_OK : STRAIT_ERR_MPI;
     strait_core_free(c->core);
+    free(c->leader_of);
+    if (c->leaders != MPI_COMM_NULL) MPI_Comm_free(&c->leaders);
+    MPI_Comm_free(&c->node);
     MPI_Comm_free(&c->comm);
     free(c);
     *ctx = NULL;
@@ -423,6 +480,28 @@ int strait_stat(strait_file f, strait_stat_t *st) {
 
 /* ---- reading ----------------------------------------------------------------------------- */
 
+/* GETs in flight per rank: the hint, else 8 per node shared by its ranks (at least 2 each) —
+ * ranks of one node share its cores and its link to the gateway. */
+static int streams_of(strait_file f) {
+    if (f->hints.streams > 0) return f->hints.streams;
+    int s = 8 / (f->ctx->node_size > 0 ? f->ctx->node_size : 1);
+    return s < 2 ? 2 : s;
+}
+
+/* http: [off, off+len) as up to `streams` ranges of at least 1 MiB, fetched in parallel. */
+static void split_ranges(strait_file f, uint64_t off, char *buf, uint64_t len, uint64_t *offs, uint64_t *lens,
+                         void **bufs, int *k) {
+    uint64_t nsub = min_u64((uint64_t)streams_of(f), (len + MIB - 1) / MIB);
+    if (nsub == 0) nsub = 1;
+    uint64_t step = (len + nsub - 1) / nsub;
+    *k = 0;
+    for (uint64_t p = 0; p < len; p += step, (*k)++) {
+        offs[*k] = off + p;
+        lens[*k] = min_u64(step, len - p);
+        bufs[*k] = buf + p;
+    }
+}
+
 /* Read exactly len bytes at off (inside the object) by this handle's path. */
 static int fetch(strait_file f, uint64_t off, char *buf, uint64_t len) {
     if (len == 0) return STRAIT_OK;
@@ -438,23 +517,35 @@ static int fetch(strait_file f, uint64_t off, char *buf, uint64_t len) {
         }
         return STRAIT_OK;
     }
-    /* http: split into up to `streams` ranges of at least 1 MiB, fetched in parallel. */
-    int streams = f->hints.streams;
-    uint64_t nsub = min_u64((uint64_t)streams, (len + MIB - 1) / MIB);
-    if (nsub == 0) nsub = 1;
-    uint64_t step = (len + nsub - 1) / nsub;
+    int k = 0;
     uint64_t offs[64], lens[64];
     void *bufs[64];
-    int k = 0;
-    for (uint64_t p = 0; p < len; p += step, k++) {
-        offs[k] = off + p;
-        lens[k] = min_u64(step, len - p);
-        bufs[k] = buf + p;
-    }
+    split_ranges(f, off, buf, len, offs, lens, bufs, &k);
     int code = strait_core_get_ranges(f->ctx->core, f->bucket, f->key, f->lease.etag[0] ? f->lease.etag : NULL, k, offs,
-                                      lens, bufs, streams);
+                                      lens, bufs, streams_of(f));
     if (code) return core_err(code);
     return STRAIT_OK;
+}
+
+/* Start fetching [off, off+len) into buf: over http on the core's own thread (*pending is set,
+ * to be finished with strait_core_wait), or on the direct path now. */
+static int fetch_start(strait_file f, uint64_t off, char *buf, uint64_t len, strait_core_pending **pending) {
+    *pending = NULL;
+    if (len == 0 || f->path == STRAIT_PATH_DIRECT) return fetch(f, off, buf, len);
+    int k = 0;
+    uint64_t offs[64], lens[64];
+    void *bufs[64];
+    split_ranges(f, off, buf, len, offs, lens, bufs, &k);
+    *pending = strait_core_get_ranges_start(f->ctx->core, f->bucket, f->key, f->lease.etag[0] ? f->lease.etag : NULL, k,
+                                            offs, lens, bufs, streams_of(f));
+    return *pending ? STRAIT_OK : core_err(STRAIT_ERR_NOMEM);
+}
+
+static int fetch_wait(strait_core_pending **pending, int rc) {
+    if (!*pending) return rc;
+    int code = strait_core_wait(*pending);
+    *pending = NULL;
+    return code ? core_err(code) : rc;
 }
 
 /* The bytes of [off, off+len) that exist. */
@@ -555,6 +646,7 @@ int strait_read_at_all(strait_file f, uint64_t off, void *buf, size_t len, size_
     for (uint64_t r = 0; !rc && r < rounds; r++) {
         /* this round's window of my domain, trimmed to the bytes somebody wants */
         uint64_t ws = 0, we = 0;
+        char *win = tmp;
         if (me_aggr >= 0) {
             uint64_t ds, de;
             domain_of(&dm, me_aggr, &ds, &de);
@@ -570,7 +662,9 @@ int strait_read_at_all(strait_file f, uint64_t off, void *buf, size_t len, size_
             if (need_s < need_e) {
                 ws = need_s;
                 we = need_e;
-                rc = fetch(f, ws, tmp, we - ws);
+                /* a window inside my own range is read straight into my buffer (no copy) */
+                win = ws >= off && we <= off + mylen ? (char *)buf + (ws - off) : tmp;
+                rc = fetch(f, ws, win, we - ws);
             }
         }
         rc = agree(c, rc);
@@ -584,7 +678,9 @@ int strait_read_at_all(strait_file f, uint64_t off, void *buf, size_t len, size_
             uint64_t s = max_u64(a, off), e = min_u64(b, off + mylen);
             if (s >= e || !mylen) continue;
             int src = aggr_rank(&dm, i, c->size);
-            if (src == c->rank) memcpy((char *)buf + (s - off), tmp + (s - ws), e - s);
+            if (src == c->rank) {
+                if (win != (char *)buf + (ws - off)) memcpy((char *)buf + (s - off), win + (s - ws), e - s);
+            }
             else MPI_Irecv((char *)buf + (s - off), (int)(e - s), MPI_BYTE, src, TAG_DATA, c->comm, &rq[nq++]);
         }
         if (me_aggr >= 0 && ws < we) {
@@ -592,10 +688,10 @@ int strait_read_at_all(strait_file f, uint64_t off, void *buf, size_t len, size_
                 if (j == c->rank) continue;
                 uint64_t s = max_u64(ws, req[2 * j]), e = min_u64(we, req[2 * j] + req[2 * j + 1]);
                 if (s >= e) continue;
-                MPI_Isend(tmp + (s - ws), (int)(e - s), MPI_BYTE, j, TAG_DATA, c->comm, &rq[nq++]);
+                MPI_Isend(win + (s - ws), (int)(e - s), MPI_BYTE, j, TAG_DATA, c->comm, &rq[nq++]);
             }
         }
-        if (MPI_Waitall(nq, rq, MPI_STATUSES_IGNORE) != MPI_SUCCESS) rc = set_err(STRAIT_ERR_MPI, "MPI_Waitall");
+        if (polite_waitall(nq, rq)) rc = set_err(STRAIT_ERR_MPI, "MPI_Waitall");
     }
     free(tmp);
     free(rq);
@@ -624,33 +720,90 @@ int strait_read_all_same(strait_file f, uint64_t off, void *buf, size_t len, siz
         return rc;
     }
     if (n == 0) return STRAIT_OK;
-    /* Aggregators read their domains straight into their own buffers, then each window is
-     * broadcast from its reader to every rank's buffer at the same place. */
+    /* Each byte is read once. Per round, every aggregator fetches its window into its slot of a
+     * node-shared segment (MPI_Win_allocate_shared over the node communicator); node leaders
+     * pass slots between nodes (MPI_Ibcast among leaders); then every rank copies the round's
+     * slots into its own buffer: one memcpy per rank instead of a broadcast's two. */
     struct domains dm = make_domains(f, off, off + n);
     uint64_t B = f->hints.cb_buffer_size, rounds = (dm.d + B - 1) / B;
     int me_aggr = -1;
     for (int i = 0; i < dm.naggr; i++)
         if (aggr_rank(&dm, i, c->size) == c->rank) me_aggr = i;
     MPI_Request *rq = malloc(sizeof(MPI_Request) * (size_t)dm.naggr);
-    rc = agree(c, rq ? STRAIT_OK : set_err(STRAIT_ERR_NOMEM, "no memory"));
+    if (!rq) rc = set_err(STRAIT_ERR_NOMEM, "no memory");
+    MPI_Win win = MPI_WIN_NULL;
+    char *seg = NULL;
+    /* two halves: aggregators fetch round r+1 into one while every rank copies round r out of
+     * the other */
+    uint64_t half = B * (uint64_t)dm.naggr;
+    MPI_Aint segsize = c->node_rank == 0 ? (MPI_Aint)(2 * half) : 0;
+    if (MPI_Win_allocate_shared(segsize, 1, MPI_INFO_NULL, c->node, &seg, &win) != MPI_SUCCESS) {
+        rc = set_err(STRAIT_ERR_NOMEM, "MPI_Win_allocate_shared of %llu bytes failed", (unsigned long long)segsize);
+        win = MPI_WIN_NULL;
+    } else {
+        MPI_Aint sz;
+        int du;
+        MPI_Win_shared_query(win, 0, &sz, &du, &seg);
+    }
+    rc = agree(c, rc);
+    int nleaders = 1;
+    if (c->leaders != MPI_COMM_NULL) MPI_Comm_size(c->leaders, &nleaders);
+    int locked = !rc;
+    if (locked) MPI_Win_lock_all(MPI_MODE_NOCHECK, win);
+    strait_core_pending *pending = NULL;
+    int frc = STRAIT_OK;
+#define WINDOW(i, r, a, b)                                                                                             \
+    do {                                                                                                               \
+        uint64_t ds_, de_;                                                                                             \
+        domain_of(&dm, (i), &ds_, &de_);                                                                               \
+        (a) = ds_ + (r) * B;                                                                                           \
+        (b) = min_u64((a) + B, de_);                                                                                   \
+    } while (0)
+    if (!rc && me_aggr >= 0) {
+        uint64_t a, b;
+        WINDOW(me_aggr, 0, a, b);
+        if (a < b) frc = fetch_start(f, a, seg + (uint64_t)me_aggr * B, b - a, &pending);
+    }
     for (uint64_t r = 0; !rc && r < rounds; r++) {
-        if (me_aggr >= 0) {
-            uint64_t ds, de;
-            domain_of(&dm, me_aggr, &ds, &de);
-            uint64_t a = ds + r * B, b = min_u64(a + B, de);
-            if (a < b) rc = fetch(f, a, (char *)buf + (a - off), b - a);
-        }
+        char *cur = seg + (r % 2) * half, *next = seg + ((r + 1) % 2) * half;
+        rc = fetch_wait(&pending, frc);
+        frc = STRAIT_OK;
+        MPI_Win_sync(win);
         rc = agree(c, rc);
         if (rc) break;
-        int nq = 0;
-        for (int i = 0; i < dm.naggr; i++) {
-            uint64_t ds, de;
-            domain_of(&dm, i, &ds, &de);
-            uint64_t a = ds + r * B, b = min_u64(a + B, de);
-            if (a >= b) continue;
-            MPI_Ibcast((char *)buf + (a - off), (int)(b - a), MPI_BYTE, aggr_rank(&dm, i, c->size), c->comm, &rq[nq++]);
+        MPI_Win_sync(win);
+        if (c->leaders != MPI_COMM_NULL && nleaders > 1) {
+            int nq = 0;
+            for (int i = 0; i < dm.naggr; i++) {
+                uint64_t a, b;
+                WINDOW(i, r, a, b);
+                if (a >= b) continue;
+                MPI_Ibcast(cur + (uint64_t)i * B, (int)(b - a), MPI_BYTE, c->leader_of[aggr_rank(&dm, i, c->size)],
+                           c->leaders, &rq[nq++]);
+            }
+            if (polite_waitall(nq, rq)) frc = set_err(STRAIT_ERR_MPI, "MPI_Waitall");
+            MPI_Win_sync(win);
         }
-        if (MPI_Waitall(nq, rq, MPI_STATUSES_IGNORE) != MPI_SUCCESS) rc = set_err(STRAIT_ERR_MPI, "MPI_Waitall");
+        if (polite_barrier(c->node)) frc = set_err(STRAIT_ERR_MPI, "MPI_Ibarrier");
+        MPI_Win_sync(win);
+        /* The other half was last copied from in round r-1, which every rank finished before the
+         * agreement above: it can be refilled now, while this round is copied out. */
+        if (me_aggr >= 0 && r + 1 < rounds && frc == STRAIT_OK) {
+            uint64_t a, b;
+            WINDOW(me_aggr, r + 1, a, b);
+            if (a < b) frc = fetch_start(f, a, next + (uint64_t)me_aggr * B, b - a, &pending);
+        }
+        for (int i = 0; i < dm.naggr; i++) {
+            uint64_t a, b;
+            WINDOW(i, r, a, b);
+            if (a < b) memcpy((char *)buf + (a - off), cur + (uint64_t)i * B, b - a);
+        }
+    }
+#undef WINDOW
+    rc = fetch_wait(&pending, rc ? rc : frc);
+    if (win != MPI_WIN_NULL) {
+        if (locked) MPI_Win_unlock_all(win);
+        MPI_Win_free(&win);
     }
     free(rq);
     rc = agree(c, rc);
@@ -783,7 +936,7 @@ int strait_write_at_all(strait_file f, uint64_t off, const void *buf, size_t len
                 }
             }
         }
-        if (MPI_Waitall(nq, rq, MPI_STATUSES_IGNORE) != MPI_SUCCESS) rc = set_err(STRAIT_ERR_MPI, "MPI_Waitall");
+        if (polite_waitall(nq, rq)) rc = set_err(STRAIT_ERR_MPI, "MPI_Waitall");
         for (int i = 0; !rc && i < f->npending;) {
             struct part_buf *p = &f->pending[i];
             if (p->covered > P) rc = set_err(STRAIT_ERR_ARG, "part %u written more than once (overlapping writes)", p->number);

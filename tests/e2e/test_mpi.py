@@ -138,7 +138,12 @@ def test_read_at_all_byte_for_byte(mpi, mpi_server, tmp_path, path):
     key = f"ds/{mpi[0]}-{path}/shard.bin"
     put(s3, key, data)
     hints = [f"strait_path={path}", "cb_buffer_size=1048576", "cb_nodes=2", "strait_http_streams=3"]
+    before = settled_count(server, "GetObject")
     res = run(mpi, server, "read_at_all", f"s3://mpi/{key}", tmp_path, *hints)
+    gets = settled_count(server, "GetObject") - before
+    # http: 2 aggregators own [0, 5 MiB) and [5 MiB, end), read in 1 MiB rounds: 5 + 5 GETs.
+    # direct (and auto, which finds the file on every rank): the file is read, no GET at all.
+    assert gets == (10 if path == "http" else 0), gets
     assert [r["rank"] for r in res] == list(range(NP)), res
     want_path = 2 if path == "http" else 1  # auto: every rank sees the file, so direct
     for r in res:
