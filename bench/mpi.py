@@ -137,7 +137,8 @@ def render(a, size: int, med: dict, reqs: dict, times: dict) -> list[str]:
     except (OSError, StopIteration):
         pass
     ver = subprocess.run([MPIS[a.mpi][1], "--version"], capture_output=True, text=True).stdout.strip().splitlines()
-    ver = next((v for v in ver if v.strip()), a.mpi)
+    ver = next((v.split(":", 1)[1] for v in ver if v.strip().startswith("Version:")),
+               next((v for v in ver if v.strip()), a.mpi))  # MPICH prints "Version: 4.0.2" lines
     gib = size / (1 << 30)
     rate = {m_: (gib if m_ in ("romio", "direct", "http") else NP * gib) / med[m_] for m_ in MODES}
     lines = [
