@@ -88,6 +88,9 @@ pub struct ObjectMeta {
     pub part_checksums: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<(String, String)>,
+    /// The object's canned ACL (`public-read`...; `None`: private).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
     /// Whether the record was produced by Strait (false: derived from a foreign file).
     #[serde(default)]
     pub stored: bool,

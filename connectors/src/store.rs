@@ -20,6 +20,8 @@ pub const XATTR_BUCKET: &str = "user.strait.bucket";
 pub const XATTR_BUCKET_TAGS: &str = "user.strait.bucket-tags";
 /// The bucket policy document (JSON), on the bucket directory: shared by every gateway.
 pub const XATTR_BUCKET_POLICY: &str = "user.strait.bucket-policy";
+/// The bucket's canned ACL (`public-read`...; absent = private).
+const XATTR_BUCKET_ACL: &str = "user.strait.bucket-acl";
 
 /// State the connector keeps outside the file system (the gateway backs it with RocksDB):
 /// - the staging journal: every staging file is recorded before it is created and forgotten
@@ -385,6 +387,23 @@ impl Bucket {
         };
         rustix::fs::fsync(&*self.fd).ctx(|| format!("fsync bucket {}", self.name))?;
         Ok(had)
+    }
+
+    /// The bucket's canned ACL (`None`: private).
+    pub fn acl(&self) -> Result<Option<String>> {
+        Ok(fsutil::get_xattr(&*self.fd, XATTR_BUCKET_ACL)?.and_then(|v| String::from_utf8(v).ok()))
+    }
+
+    /// Set (`Some`) or reset to private (`None`) the bucket's canned ACL.
+    pub fn set_acl(&self, acl: Option<&str>) -> Result<()> {
+        match acl {
+            Some(a) => fsutil::set_xattr(&*self.fd, XATTR_BUCKET_ACL, a.as_bytes())?,
+            None => {
+                fsutil::remove_xattr(&*self.fd, XATTR_BUCKET_ACL)?;
+            }
+        }
+        rustix::fs::fsync(&*self.fd).ctx(|| format!("fsync bucket {}", self.name))?;
+        Ok(())
     }
 
     /// Replace (`Some`) or remove (`None`) the bucket's tag set.

@@ -2,7 +2,7 @@
 //!
 //! s3s 0.14 verifies SigV4 (headers, presigned URLs, streaming chunks, clock skew) but leaves
 //! gaps that this module closes, before any operation runs:
-//! - anonymous requests are refused (no policies allow them yet);
+//! - anonymous requests are refused unless a bucket policy or a canned ACL allows them;
 //! - SigV2 is refused unless enabled in the config;
 //! - every `x-amz-*` header must be covered by the signature, so an unsigned
 //!   `x-amz-copy-source` can never turn a PUT into a copy;
@@ -349,8 +349,54 @@ impl S3Access for Gate {
                 }
                 _ => {}
             }
+            // No policy decided: a canned ACL may still let an anonymous caller in.
+            if rv.credentials.is_none() && self.acl_allows(op, b, key.as_deref()).await? {
+                if matches!(op, "GetObject" | "HeadObject") {
+                    let list = self.policy_decision(&rv, "ListObjectsV2", b, None, conn).await?;
+                    let listable = list == Some(strait_policy::Decision::Allow)
+                        || (list != Some(strait_policy::Decision::ExplicitDeny)
+                            && self.acl_allows("ListObjectsV2", b, None).await?);
+                    if !listable {
+                        if let Some(info) = cx.extensions_mut().get::<std::sync::Arc<crate::access_log::ReqInfo>>() {
+                            let _ = info.hide_missing.set(());
+                        }
+                    }
+                }
+                return Ok(());
+            }
         }
         self.check_request(&rv)
+    }
+}
+
+impl Gate {
+    /// Whether the bucket's (or, for object reads, the object's) canned ACL lets an anonymous
+    /// caller do `op` (see `s3/acl.rs`). A missing bucket or object grants nothing, except that a
+    /// missing object of a listable bucket is let through to its 404.
+    async fn acl_allows(&self, op: &str, bucket: &str, key: Option<&str>) -> S3Result<bool> {
+        let object = matches!(op, "GetObject" | "HeadObject");
+        let (store, name, key) = (self.store.clone(), bucket.to_owned(), key.map(str::to_owned));
+        let (bucket_acl, object_acl, missing) = crate::s3::io::submit(move || {
+            let Ok(b) = store.bucket(&name) else { return (None, None, false) };
+            let bucket_acl = b.acl().ok().flatten();
+            let (object_acl, missing) = match key.filter(|_| object).map(|k| strait_connectors::ObjectKey::parse(&k)) {
+                Some(Ok(k)) => match b.open_object(&k) {
+                    Ok(o) => (o.meta.acl, false),
+                    Err(strait_connectors::ConnectorError::NotFound(_)) => (None, true),
+                    Err(_) => (None, false),
+                },
+                _ => (None, false),
+            };
+            (bucket_acl, object_acl, missing)
+        })
+        .await
+        .map_err(S3Error::internal_error)?;
+        // A missing object in a bucket the caller may list: let the operation answer 404 (AWS
+        // answers 404 to whoever may list; the listing would show the key is absent anyway).
+        if missing && crate::s3::acl::anonymous_allows("ListObjectsV2", bucket_acl.as_deref(), None) {
+            return Ok(true);
+        }
+        Ok(crate::s3::acl::anonymous_allows(op, bucket_acl.as_deref(), object_acl.as_deref()))
     }
 }
 

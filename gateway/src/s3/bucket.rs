@@ -21,6 +21,13 @@ pub async fn create_bucket(s: &Strait, req: S3Request<CreateBucketInput>) -> S3R
     if reserved_bucket_name(&req.input.bucket) {
         return Err(s3s::s3_error!(InvalidBucketName, "The specified bucket is not valid."));
     }
+    let i = &req.input;
+    let grants = i.grant_full_control.is_some()
+        || i.grant_read.is_some()
+        || i.grant_read_acp.is_some()
+        || i.grant_write.is_some()
+        || i.grant_write_acp.is_some();
+    let acl = super::acl::bucket_acl(i.acl.as_ref(), grants)?;
     let store = s.store.clone();
     let name = req.input.bucket.clone();
     let legacy_region = req
@@ -36,6 +43,10 @@ pub async fn create_bucket(s: &Strait, req: S3Request<CreateBucketInput>) -> S3R
         // buckets belong to the one administrator until tenants exist.
         Err(e) if e.code() == &s3s::S3ErrorCode::BucketAlreadyOwnedByYou && legacy_region => {}
         Err(e) => return Err(e),
+    }
+    if acl.is_some() {
+        let b = s.bucket(&req.input.bucket).await?;
+        fs(move || b.set_acl(acl.as_deref())).await?;
     }
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", req.input.bucket)) }))
 }

@@ -161,7 +161,6 @@ fn async_stream(
     offset: u64,
     len: u64,
 ) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Sync + 'static {
-    use std::os::unix::fs::FileExt;
     let file = std::sync::Arc::new(file);
     // Created here, inside the request's span; the stream is polled after the handler returned.
     // Entered around each read (busy time = reading).
@@ -175,17 +174,14 @@ fn async_stream(
             let want = (left as usize).min(READ_CHUNK_BYTES);
             let f = file.clone();
             let r = submit(move || {
+                use std::io::{Read, Seek};
                 let _s = span.enter();
-                let mut buf = vec![0u8; want];
-                let mut got = 0;
-                while got < want {
-                    let n = f.read_at(&mut buf[got..], pos + got as u64)?;
-                    if n == 0 {
-                        break;
-                    }
-                    got += n;
-                }
-                buf.truncate(got);
+                // Read into the vector's spare capacity: no zeroing of each chunk first. This
+                // stream is the only user of its descriptor, so the file offset is its own.
+                let mut buf = Vec::with_capacity(want);
+                let mut r = &*f;
+                r.seek(std::io::SeekFrom::Start(pos))?;
+                r.take(want as u64).read_to_end(&mut buf)?;
                 Ok::<_, std::io::Error>(buf)
             })
             .await;

@@ -1,6 +1,7 @@
 //! The S3 operations, by family. `Strait` implements `s3s::S3`; each method delegates to the
 //! family's module. Operations not listed here answer 501 NotImplemented (s3s's default).
 
+pub mod acl;
 pub mod bucket;
 pub mod checksum;
 pub mod copy;
@@ -207,10 +208,16 @@ impl S3 for Strait {
         tagging::delete_bucket_tagging(self, req).await
     }
     async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
-        tagging::get_bucket_acl(self, req).await
+        acl::get_bucket_acl(self, req).await
+    }
+    async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
+        acl::put_bucket_acl(self, req).await
     }
     async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
-        tagging::get_object_acl(self, req).await
+        acl::get_object_acl(self, req).await
+    }
+    async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
+        acl::put_object_acl(self, req).await
     }
     async fn list_multipart_uploads(
         &self,

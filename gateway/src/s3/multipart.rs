@@ -78,7 +78,7 @@ pub async fn create(
         return Err(s3_error!(InvalidArgument, "a directory-marker key (ending in '/') cannot be uploaded in parts"));
     }
     let bucket = s.bucket(&i.bucket).await?;
-    let tmpl = object_meta(MetaFields {
+    let mut tmpl = object_meta(MetaFields {
         content_type: i.content_type.as_ref(),
         content_encoding: i.content_encoding.as_ref(),
         content_disposition: i.content_disposition.as_ref(),
@@ -88,6 +88,11 @@ pub async fn create(
         metadata: i.metadata.as_ref(),
         tagging: i.tagging.as_ref(),
     })?;
+    let grants = i.grant_full_control.is_some()
+        || i.grant_read.is_some()
+        || i.grant_read_acp.is_some()
+        || i.grant_write_acp.is_some();
+    tmpl.acl = super::acl::object_acl(i.acl.as_ref(), grants)?;
     let algo = match i.checksum_algorithm.as_ref() {
         Some(a) => Some(
             Algo::parse(a.as_str())

@@ -143,40 +143,6 @@ pub async fn delete_bucket_tagging(
     Ok(S3Response::with_status(DeleteBucketTaggingOutput::default(), http::StatusCode::NO_CONTENT))
 }
 
-/// The one grant there is until tenants and ACLs exist: the owner has FULL_CONTROL.
-fn owner_grants(owner: &Owner) -> Vec<Grant> {
-    vec![Grant {
-        grantee: Some(Grantee {
-            display_name: owner.display_name.clone(),
-            id: owner.id.clone(),
-            type_: Type::from_static(Type::CANONICAL_USER),
-            email_address: None,
-            uri: None,
-        }),
-        permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
-    }]
-}
-
-/// GetBucketAcl: the owner's FULL_CONTROL grant (PutBucketAcl is 501 until the policy issue).
-pub async fn get_bucket_acl(s: &Strait, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
-    s.bucket(&req.input.bucket).await?;
-    let owner = super::list::owner(&super::caller(&req)?);
-    Ok(S3Response::new(GetBucketAclOutput { grants: Some(owner_grants(&owner)), owner: Some(owner) }))
-}
-
-/// GetObjectAcl: the owner's FULL_CONTROL grant (PutObjectAcl is 501 until the policy issue).
-pub async fn get_object_acl(s: &Strait, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
-    let key = parse_key(&req.input.key)?;
-    let b = s.bucket(&req.input.bucket).await?;
-    fs(move || b.open_object(&key)).await?;
-    let owner = super::list::owner(&super::caller(&req)?);
-    Ok(S3Response::new(GetObjectAclOutput {
-        grants: Some(owner_grants(&owner)),
-        owner: Some(owner),
-        ..Default::default()
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
