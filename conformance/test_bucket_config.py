@@ -92,6 +92,29 @@ def test_object_acl_owner_full_control(s3, bucket):
     assert any(g["Permission"] == "FULL_CONTROL" for g in r["Grants"])
 
 
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+
+
+@ops("PutBucketAcl", "GetBucketAcl")
+def test_bucket_canned_acl_public_read(s3, bucket):
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    r = s3.get_bucket_acl(Bucket=bucket)
+    assert {(g["Grantee"].get("URI"), g["Permission"]) for g in r["Grants"]} >= {(ALL_USERS, "READ")}
+    s3.put_bucket_acl(Bucket=bucket, ACL="private")
+    r = s3.get_bucket_acl(Bucket=bucket)
+    assert [g["Permission"] for g in r["Grants"]] == ["FULL_CONTROL"]
+
+
+@ops("PutObject", "PutObjectAcl", "GetObjectAcl")
+def test_object_canned_acl(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", ACL="public-read")
+    r = s3.get_object_acl(Bucket=bucket, Key="k")
+    assert (ALL_USERS, "READ") in {(g["Grantee"].get("URI"), g["Permission"]) for g in r["Grants"]}
+    s3.put_object_acl(Bucket=bucket, Key="k", ACL="private")
+    r = s3.get_object_acl(Bucket=bucket, Key="k")
+    assert [g["Permission"] for g in r["Grants"]] == ["FULL_CONTROL"]
+
+
 @ops("GetObjectAttributes")
 def test_object_attributes(s3, bucket):
     put(s3, bucket, "k", b"attrs")
