@@ -16,7 +16,32 @@ pub struct ReqInfo {
     /// Set when the caller may read the object but not list the bucket: a missing key is then
     /// answered 403 AccessDenied instead of 404, as AWS does (no probing for key names).
     pub hide_missing: OnceLock<()>,
+    /// Why the access check refused the request (a policy statement, anonymous...).
+    pub decided_by: OnceLock<String>,
 }
+
+/// One audit-log line: a denied request, or a change to buckets, policies or ACLs.
+#[derive(Serialize, Debug)]
+pub struct AuditRecord<'a> {
+    pub time: String,
+    /// `denied` or `change`.
+    pub kind: &'a str,
+    pub request_id: &'a str,
+    pub remote: Option<String>,
+    pub principal: Option<&'a str>,
+    pub operation: Option<&'a str>,
+    pub bucket: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub status: u16,
+    pub error_code: Option<&'a str>,
+    /// For a denial: what decided it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<&'a str>,
+}
+
+/// Successful S3 operations that change who may do what, or which buckets exist: audited.
+pub const AUDITED_CHANGES: [&str; 6] =
+    ["CreateBucket", "DeleteBucket", "PutBucketPolicy", "DeleteBucketPolicy", "PutBucketAcl", "PutObjectAcl"];
 
 /// One access-log line.
 #[derive(Serialize, Debug)]
@@ -54,7 +79,7 @@ impl AccessLog {
         Ok(Arc::new(Self { out: Mutex::new(out) }))
     }
 
-    pub fn write(&self, rec: &Record<'_>) {
+    pub fn write(&self, rec: &impl Serialize) {
         let Ok(mut line) = serde_json::to_vec(rec) else { return };
         line.push(b'\n');
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());

@@ -97,6 +97,18 @@ impl Gate {
         key: Option<&str>,
         conn: Option<ConnInfo>,
     ) -> S3Result<Option<strait_policy::Decision>> {
+        Ok(self.policy_explain(cx, op, bucket, key, conn).await?.map(|(d, _)| d))
+    }
+
+    /// [`Gate::policy_decision`] with the statement that decided (for the audit log).
+    pub async fn policy_explain(
+        &self,
+        cx: &ReqView<'_>,
+        op: &str,
+        bucket: &str,
+        key: Option<&str>,
+        conn: Option<ConnInfo>,
+    ) -> S3Result<Option<(strait_policy::Decision, Option<String>)>> {
         let Some(action) = crate::s3::policy::action_for(op) else { return Ok(None) };
         // No policy, or no such bucket (the operation answers NoSuchBucket itself).
         let Some(cached) = self.policies.get(&self.store, bucket).await? else { return Ok(None) };
@@ -160,7 +172,8 @@ impl Gate {
                 }
             }
         }
-        Ok(Some(cached.policy.evaluate(&req)))
+        let (d, i) = cached.policy.explain(&req);
+        Ok(Some((d, i.map(|i| cached.policy.label(i)))))
     }
 }
 
@@ -329,12 +342,14 @@ impl S3Access for Gate {
         let rv = ReqView::of(cx);
         if let Some(b) = bucket.as_deref() {
             let op = cx.s3_op().name();
-            match self.policy_decision(&rv, op, b, key.as_deref(), conn).await? {
-                Some(strait_policy::Decision::ExplicitDeny) if !OWNER_ALWAYS.contains(&op) => {
+            match self.policy_explain(&rv, op, b, key.as_deref(), conn).await? {
+                Some((strait_policy::Decision::ExplicitDeny, label)) if !OWNER_ALWAYS.contains(&op) => {
+                    let why = format!("explicit Deny in the bucket policy of {b}: {}", label.unwrap_or_default());
+                    set_decided_by(cx, why);
                     return Err(s3_error!(AccessDenied, "Access Denied"));
                 }
                 // Anonymous requests pass only where the bucket policy allows them.
-                Some(strait_policy::Decision::Allow) if rv.credentials.is_none() => {
+                Some((strait_policy::Decision::Allow, _)) if rv.credentials.is_none() => {
                     let reads = ["GetObject", "HeadObject", "GetObjectAttributes", "GetObjectTagging"];
                     if reads.contains(&op) {
                         let list = self.policy_decision(&rv, "ListObjectsV2", b, None, conn).await?;
@@ -365,7 +380,23 @@ impl S3Access for Gate {
                 return Ok(());
             }
         }
-        self.check_request(&rv)
+        let r = self.check_request(&rv);
+        if let Err(e) = &r {
+            let why = if rv.credentials.is_none() {
+                "anonymous, and no bucket policy statement or ACL allows it".to_owned()
+            } else {
+                e.message().unwrap_or("refused").to_owned()
+            };
+            set_decided_by(cx, why);
+        }
+        r
+    }
+}
+
+/// Record why a request was refused (the audit log's `decided_by`).
+fn set_decided_by(cx: &mut S3AccessContext<'_>, why: String) {
+    if let Some(info) = cx.extensions_mut().get::<std::sync::Arc<crate::access_log::ReqInfo>>() {
+        let _ = info.decided_by.set(why);
     }
 }
 

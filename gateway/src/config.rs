@@ -51,6 +51,8 @@ pub struct ServerFile {
     pub allow_sigv2: bool,
     /// Access log destination: a file path, or `-` for standard output.
     pub access_log: Option<String>,
+    /// Audit log destination (denied requests, changes of buckets, policies and ACLs).
+    pub audit_log: Option<String>,
     /// Address of the admin listener (/metrics, /health/live, /health/ready).
     pub admin_listen: Option<SocketAddr>,
     /// Keep the listing index (default true); false lists by reading and sorting every visited
@@ -94,6 +96,7 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub allow_sigv2: bool,
     pub access_log: Option<String>,
+    pub audit_log: Option<String>,
     pub admin_listen: Option<SocketAddr>,
     pub listing_index: bool,
     pub limits: Limits,
@@ -111,6 +114,7 @@ pub struct Overrides {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub access_log: Option<String>,
+    pub audit_log: Option<String>,
     pub admin_listen: Option<SocketAddr>,
 }
 
@@ -153,6 +157,7 @@ impl Config {
             tls,
             allow_sigv2: s.allow_sigv2,
             access_log: o.access_log.or(s.access_log),
+            audit_log: o.audit_log.or(s.audit_log),
             admin_listen: o.admin_listen.or(s.admin_listen),
             listing_index: s.listing_index.unwrap_or(true),
             limits: file.limits,

@@ -191,6 +191,10 @@ struct ServeArgs {
     /// Write an access log of JSON lines to FILE (`-`: standard output).
     #[arg(long)]
     access_log: Option<String>,
+    /// Append an audit log of JSON lines to FILE: every denied request and every change to
+    /// buckets, bucket policies and ACLs.
+    #[arg(long)]
+    audit_log: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -526,6 +530,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             tls_cert: args.tls_cert,
             tls_key: args.tls_key,
             access_log: args.access_log,
+            audit_log: args.audit_log,
             admin_listen: args.admin_listen,
         },
     )?;
@@ -579,6 +584,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         store: admin_store,
         token: std::env::var("STRAIT_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
     };
+    let audit_log = match cfg.audit_log.as_deref() {
+        Some(dest) => Some(access_log::AccessLog::open(dest).map_err(|e| format!("audit log {dest}: {e}"))?),
+        None => None,
+    };
     let access_log = match cfg.access_log.as_deref() {
         Some(dest) => Some(access_log::AccessLog::open(dest).map_err(|e| format!("access log {dest}: {e}"))?),
         None => None,
@@ -607,6 +616,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 inner: service,
                 allow_sigv2: cfg.allow_sigv2,
                 access_log,
+                audit_log,
                 metrics,
                 peer: None,
                 secure: tls.is_some(),

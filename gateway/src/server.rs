@@ -46,6 +46,8 @@ pub struct Front {
     pub inner: S3Service,
     pub allow_sigv2: bool,
     pub access_log: Option<Arc<crate::access_log::AccessLog>>,
+    /// Denied requests and changes of buckets, policies and ACLs.
+    pub audit_log: Option<Arc<crate::access_log::AccessLog>>,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The TCP peer of this connection (set per connection).
     pub peer: Option<std::net::SocketAddr>,
@@ -86,6 +88,8 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
         req.extensions_mut().insert(crate::auth::ConnInfo { peer: self.peer, secure: self.secure });
         let started = std::time::Instant::now();
         let log = self.access_log.clone().map(|l| (l, LogHead::of(&req, self.peer)));
+        let audit = self.audit_log.clone();
+        let peer = self.peer;
         let path = req.uri().path().to_owned();
         let bytes_in = content_length(req.headers());
         let is_head = req.method() == http::Method::HEAD;
@@ -120,6 +124,31 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
             metrics.finished(op, resp.status().as_u16(), error_code.as_deref(), started.elapsed().as_secs_f64(), bytes);
             if let Some((log, head)) = log {
                 head.write(&log, &request_id, &info, &resp, error_code.as_deref(), started);
+            }
+            if let Some(audit) = audit {
+                let status = resp.status().as_u16();
+                let kind = if status == 403 {
+                    Some("denied")
+                } else if status < 300 && crate::access_log::AUDITED_CHANGES.contains(&op) {
+                    Some("change")
+                } else {
+                    None
+                };
+                if let Some(kind) = kind {
+                    audit.write(&crate::access_log::AuditRecord {
+                        time: crate::access_log::now_rfc3339(),
+                        kind,
+                        request_id: &request_id.0,
+                        remote: peer.map(|p| p.to_string()),
+                        principal: info.principal.get().map(String::as_str),
+                        operation: Some(op).filter(|o| !o.is_empty()),
+                        bucket: info.bucket.get().map(String::as_str),
+                        key: info.key.get().map(String::as_str),
+                        status,
+                        error_code: error_code.as_deref(),
+                        decided_by: info.decided_by.get().map(String::as_str),
+                    });
+                }
             }
             // An error may be answered before the body is read; the connection then cannot be
             // reused safely (the client may or may not send the body), so it is closed.

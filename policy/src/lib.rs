@@ -337,19 +337,32 @@ impl Policy {
 
     /// Evaluate this policy alone for `req`.
     pub fn evaluate(&self, req: &Request) -> Decision {
-        let mut allowed = false;
-        for s in &self.statements {
+        self.explain(req).0
+    }
+
+    /// Evaluate and say which statement decided: the first Deny that applies, else the first
+    /// Allow; `None` for an implicit deny (no statement applied).
+    pub fn explain(&self, req: &Request) -> (Decision, Option<usize>) {
+        let mut allowed = None;
+        for (i, s) in self.statements.iter().enumerate() {
             if s.applies(req, &self.version) {
                 match s.effect {
-                    Effect::Deny => return Decision::ExplicitDeny,
-                    Effect::Allow => allowed = true,
+                    Effect::Deny => return (Decision::ExplicitDeny, Some(i)),
+                    Effect::Allow => allowed = allowed.or(Some(i)),
                 }
             }
         }
-        if allowed {
-            Decision::Allow
-        } else {
-            Decision::ImplicitDeny
+        match allowed {
+            Some(i) => (Decision::Allow, Some(i)),
+            None => (Decision::ImplicitDeny, None),
+        }
+    }
+
+    /// A statement as people name it: `Sid "X" (statement 2)` or `statement 2` (1-based).
+    pub fn label(&self, i: usize) -> String {
+        match self.statements.get(i).and_then(|s| s.sid.as_deref()) {
+            Some(sid) => format!("Sid \"{sid}\" (statement {})", i + 1),
+            None => format!("statement {}", i + 1),
         }
     }
 }

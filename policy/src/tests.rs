@@ -249,3 +249,19 @@ fn glob_edge_cases() {
     assert!(glob("ünï/*", "ünï/x", false));
     assert!(glob("**", "anything", false));
 }
+
+#[test]
+fn explain_names_the_deciding_statement() {
+    let p = Policy::parse(
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"},
+            {"Sid":"NoSecrets","Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/secret/*"}]}"#,
+    )
+    .unwrap();
+    let req = |r: &str| Request { action: "s3:GetObject".into(), resource: r.into(), ..Default::default() };
+    assert_eq!(p.explain(&req("arn:aws:s3:::b/x")), (Decision::Allow, Some(0)));
+    assert_eq!(p.explain(&req("arn:aws:s3:::b/secret/y")), (Decision::ExplicitDeny, Some(1)));
+    assert_eq!(p.explain(&req("arn:aws:s3:::c/x")), (Decision::ImplicitDeny, None));
+    assert_eq!(p.label(1), "Sid \"NoSecrets\" (statement 2)");
+    assert_eq!(p.label(0), "statement 1");
+}
