@@ -107,6 +107,43 @@ enum AdminCmd {
         #[command(subcommand)]
         cmd: BucketCmd,
     },
+    /// Bucket policies: validate, and simulate a request against one.
+    Policy {
+        #[command(subcommand)]
+        cmd: PolicyCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// Evaluate one request against a policy; print the decision and the statement that decided.
+    /// Works while the gateway runs (it reads the policy document only).
+    Simulate {
+        /// The policy document (a JSON file).
+        #[arg(long, conflicts_with = "bucket", required_unless_present = "bucket")]
+        policy: Option<PathBuf>,
+        /// Or: the stored policy of this bucket under the root (for a linked bucket, pass
+        /// --policy with the document GetBucketPolicy returns).
+        #[arg(long)]
+        bucket: Option<String>,
+        /// Directory whose sub-directories are the buckets [default: ./data].
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Principal of the request (repeatable: ARN, account id, access key); none = anonymous.
+        #[arg(long)]
+        principal: Vec<String>,
+        /// Action, such as s3:GetObject.
+        #[arg(long)]
+        action: String,
+        /// Resource ARN, such as arn:aws:s3:::bucket/key.
+        #[arg(long)]
+        resource: String,
+        /// Condition key and value (repeatable), such as aws:SourceIp=10.1.2.3.
+        #[arg(long = "context", value_name = "KEY=VALUE")]
+        context: Vec<String>,
+    },
+    /// Validate a policy document; an error names the statement at fault.
+    Check { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -212,6 +249,7 @@ fn main() -> std::process::ExitCode {
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Index { cmd } => index_cmd(cmd),
         Cmd::Admin { cmd: AdminCmd::Bucket { cmd } } => bucket_cmd(cmd),
+        Cmd::Admin { cmd: AdminCmd::Policy { cmd } } => policy_cmd(cmd),
         Cmd::Catalog { admin, token, cmd } => catalog_cmd(&admin, token.as_deref(), cmd),
     };
     match result {
@@ -331,6 +369,46 @@ fn bucket_cmd(cmd: BucketCmd) -> Result<(), String> {
             let (meta, _, _) = open_offline(store)?;
             for r in meta.bucket_links().map_err(|e| e.to_string())? {
                 println!("{}\t{}", r.name, r.path);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn policy_cmd(cmd: PolicyCmd) -> Result<(), String> {
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    match cmd {
+        PolicyCmd::Check { file } => {
+            let p = strait_policy::Policy::parse(&read(&file)?).map_err(|e| format!("{}: {e}", file.display()))?;
+            println!("{}: valid, {} statement(s)", file.display(), p.statements.len());
+            Ok(())
+        }
+        PolicyCmd::Simulate { policy, bucket, root, principal, action, resource, context } => {
+            let doc = match (policy, bucket) {
+                (Some(f), _) => read(&f)?,
+                (None, Some(b)) => {
+                    let root = root.unwrap_or_else(|| PathBuf::from("./data"));
+                    if !root.is_dir() {
+                        return Err(format!("{}: not a directory", root.display()));
+                    }
+                    let store = PosixStore::open(&root, Arc::new(strait_connectors::store::NoJournal))
+                        .map_err(|e| format!("{}: {e}", root.display()))?;
+                    let bucket = store.bucket(&b).map_err(|e| format!("bucket {b}: {e}"))?;
+                    bucket.policy().map_err(|e| e.to_string())?.ok_or_else(|| format!("bucket {b} has no policy"))?
+                }
+                (None, None) => return Err("pass --policy FILE or --bucket NAME".into()),
+            };
+            let p = strait_policy::Policy::parse(&doc)?;
+            let mut req = strait_policy::Request { principals: principal, action, resource, ..Default::default() };
+            for kv in &context {
+                let (k, v) = kv.split_once('=').ok_or_else(|| format!("--context {kv}: expected KEY=VALUE"))?;
+                req = req.with(k, v);
+            }
+            let (decision, by) = p.explain(&req);
+            println!("decision: {decision:?}");
+            match by {
+                Some(i) => println!("decided by: {}", p.label(i)),
+                None => println!("decided by: no statement applies (implicit deny)"),
             }
             Ok(())
         }
