@@ -22,6 +22,11 @@ pub struct Limits {
     pub xml_body_bytes_max: usize,
     /// How long in-flight requests may run after SIGTERM before they are aborted.
     pub shutdown_grace_secs: u64,
+    /// Requests being served at once (until their response body ends); more answer 503 SlowDown.
+    pub requests_in_flight_max: usize,
+    /// Bytes of file data buffered by all requests together (GET chunks until sent, PUT write
+    /// buffers); a request waits for buffer space instead of allocating more.
+    pub buffer_bytes_max: u64,
 }
 
 impl Default for Limits {
@@ -33,6 +38,8 @@ impl Default for Limits {
             part_size_bytes_min: 5 << 20,
             xml_body_bytes_max: 4 << 20,
             shutdown_grace_secs: 30,
+            requests_in_flight_max: 1024,
+            buffer_bytes_max: 256 << 20,
         }
     }
 }
@@ -144,6 +151,12 @@ impl Config {
         }
         if l.connections_max == 0 {
             return Err("limits.connections_max: expected at least 1".into());
+        }
+        if l.requests_in_flight_max == 0 {
+            return Err("limits.requests_in_flight_max: expected at least 1".into());
+        }
+        if l.buffer_bytes_max < 2 << 20 {
+            return Err("limits.buffer_bytes_max: expected at least 2097152 (two 1 MiB chunks)".into());
         }
         if file.lease.ttl_secs == 0 || file.lease.ttl_secs > 86_400 {
             return Err("lease.ttl_secs: expected 1 to 86400 seconds".into());

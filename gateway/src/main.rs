@@ -675,6 +675,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         None => None,
     };
 
+    s3::io::set_buffer_limit(cfg.limits.buffer_bytes_max);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let listener =
@@ -695,6 +696,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 allow_sigv2: cfg.allow_sigv2,
                 access_log,
                 audit_log,
+                in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.limits.requests_in_flight_max)),
                 metrics,
                 peer: None,
                 secure: tls.is_some(),

@@ -48,6 +48,8 @@ pub struct Front {
     pub access_log: Option<Arc<crate::access_log::AccessLog>>,
     /// Denied requests and changes of buckets, policies and ACLs.
     pub audit_log: Option<Arc<crate::access_log::AccessLog>>,
+    /// `limits.requests_in_flight_max` permits; a request holds one until its body ends.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The TCP peer of this connection (set per connection).
     pub peer: Option<std::net::SocketAddr>,
@@ -62,7 +64,12 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
         // Refusals decided before s3s parses the signature, with the error AWS gives.
-        let refusal = crate::auth::precheck(req.headers(), req.uri(), self.allow_sigv2);
+        let mut refusal = crate::auth::precheck(req.headers(), req.uri(), self.allow_sigv2);
+        // Overload answers 503 SlowDown at once, as S3 does; clients back off and retry.
+        let permit = self.in_flight.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            refusal = Some(s3s::s3_error!(SlowDown, "Please reduce your request rate."));
+        }
         let mut req = req;
         // AWS ignores a Range header it cannot parse and serves the whole object; s3s would
         // refuse the request, so such a header is dropped here. A signed Range header cannot be
@@ -158,7 +165,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
             record_outcome(&span, &info, resp.status().as_u16(), error_code.as_deref(), bytes_in);
             // The span stays open while the body streams and is closed by the body at its end.
             let length = content_length(resp.headers());
-            Ok(resp.map(|body| s3s::Body::http_body(SpannedBody::new(body, span, length))))
+            Ok(resp.map(|body| s3s::Body::http_body(SpannedBody::new(body, span, length, permit))))
         })
     }
 }
@@ -247,12 +254,19 @@ struct SpannedBody {
     /// The body's length when known (hyper stops polling once that many bytes are sent).
     expected: Option<u64>,
     finished: bool,
+    /// The request's in-flight permit, returned when the body is done.
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl SpannedBody {
-    fn new(inner: s3s::Body, span: tracing::Span, content_length: Option<u64>) -> Self {
+    fn new(
+        inner: s3s::Body,
+        span: tracing::Span,
+        content_length: Option<u64>,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Self {
         let expected = inner.size_hint().exact().or(content_length);
-        Self { inner, span, sent: 0, expected, finished: false }
+        Self { inner, span, sent: 0, expected, finished: false, _permit: permit }
     }
 
     fn finish(&mut self, complete: bool) {

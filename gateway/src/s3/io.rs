@@ -14,6 +14,35 @@ pub const WRITE_CHUNK_BYTES: usize = 1 << 20;
 /// Buffer size for file → response streams.
 pub const READ_CHUNK_BYTES: usize = 1 << 20;
 
+/// Buffer space shared by all requests (`limits.buffer_bytes_max`), in pages of 4 KiB.
+static BUFFERS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+const BUFFER_PAGE: u64 = 4096;
+
+/// Set the buffer budget (once, at start; the default is 256 MiB).
+pub fn set_buffer_limit(bytes: u64) {
+    let _ = BUFFERS.set(std::sync::Arc::new(tokio::sync::Semaphore::new((bytes / BUFFER_PAGE) as usize)));
+}
+
+/// Reserve `bytes` of buffer space; the space is returned when the permit is dropped.
+pub async fn reserve_buffer(bytes: usize) -> tokio::sync::OwnedSemaphorePermit {
+    let sem =
+        BUFFERS.get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(((256 << 20) / BUFFER_PAGE) as usize)));
+    let pages = (bytes as u64).div_ceil(BUFFER_PAGE).max(1) as u32;
+    sem.clone().acquire_many_owned(pages).await.expect("the buffer semaphore is never closed")
+}
+
+/// A chunk of a response body that holds its buffer reservation until hyper has sent it.
+struct Chunk {
+    data: Vec<u8>,
+    _reserved: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
 /// File-system operations submitted to the blocking pool and not finished (the I/O engine's
 /// queue depth, exported as a metric).
 static QUEUE_DEPTH: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
@@ -92,6 +121,8 @@ pub async fn write_body<W: StageFile>(
 ) -> S3Result<(W, u64, Digests)> {
     let mut hasher = BodyHasher::new(algo);
     let mut size: u64 = 0;
+    // The write buffer counts against limits.buffer_bytes_max for the whole upload.
+    let _reserved = reserve_buffer(WRITE_CHUNK_BYTES).await;
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_CHUNK_BYTES);
     // One span for all writes of this body: entered around each write, so its busy time is the
     // time spent writing and its idle time the time spent waiting for the client.
@@ -172,6 +203,7 @@ fn async_stream(
                 return None;
             }
             let want = (left as usize).min(READ_CHUNK_BYTES);
+            let reserved = reserve_buffer(want).await;
             let f = file.clone();
             let r = submit(move || {
                 use std::io::{Read, Seek};
@@ -192,7 +224,8 @@ fn async_stream(
                 )),
                 Ok(Ok(buf)) => {
                     let n = buf.len() as u64;
-                    Some((Ok(bytes::Bytes::from(buf)), (file, pos + n, left - n)))
+                    let chunk = bytes::Bytes::from_owner(Chunk { data: buf, _reserved: reserved });
+                    Some((Ok(chunk), (file, pos + n, left - n)))
                 }
                 Ok(Err(e)) => Some((Err(e), (file, pos, 0))),
                 Err(e) => Some((Err(std::io::Error::other(e)), (file, pos, 0))),
