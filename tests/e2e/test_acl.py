@@ -107,3 +107,29 @@ def test_bad_canned_acls(srv):
         code, status = error_of(call)
         assert status == 400 and code in ("InvalidArgument", "InvalidRequest"), (code, status)
     assert error_of(lambda: s3.put_object_acl(Bucket="acl-bad", Key="nope", ACL="private")) == ("NoSuchKey", 404)
+
+
+def test_anonymous_multipart_where_the_acl_allows_writes(srv):
+    import re
+    s, s3 = srv
+    s3.create_bucket(Bucket="acl-mpu", ACL="public-read-write")
+    r = anon(s, "POST", "/acl-mpu/big?uploads")
+    assert r.status_code == 200, r.text
+    up = re.search(r"<UploadId>([^<]+)</UploadId>", r.text).group(1)
+    parts = [b"a" * (5 << 20), b"b" * 100]
+    etags = []
+    for n, data in enumerate(parts, 1):
+        r = anon(s, "PUT", f"/acl-mpu/big?partNumber={n}&uploadId={up}", data=data)
+        assert r.status_code == 200, r.text
+        etags.append(r.headers["ETag"])
+    xml = "<CompleteMultipartUpload>" + "".join(
+        f"<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>" for n, e in enumerate(etags, 1)) + \
+        "</CompleteMultipartUpload>"
+    r = anon(s, "POST", f"/acl-mpu/big?uploadId={up}", data=xml)
+    assert r.status_code == 200 and "<ETag>" in r.text, r.text
+    assert s3.get_object(Bucket="acl-mpu", Key="big")["Body"].read() == b"".join(parts)
+    # The bucket owner can abort an anonymous caller's upload; a private bucket refuses them.
+    up2 = re.search(r"<UploadId>([^<]+)</UploadId>", anon(s, "POST", "/acl-mpu/k2?uploads").text).group(1)
+    s3.abort_multipart_upload(Bucket="acl-mpu", Key="k2", UploadId=up2)
+    s3.put_bucket_acl(Bucket="acl-mpu", ACL="private")
+    assert anon(s, "POST", "/acl-mpu/k3?uploads").status_code == 403

@@ -80,7 +80,13 @@ pub fn anonymous_allows(op: &str, bucket_acl: Option<&str>, object_acl: Option<&
     };
     match op {
         "ListObjects" | "ListObjectsV2" | "ListObjectVersions" => grants(bucket_acl, Permission::READ),
-        "PutObject" | "DeleteObject" | "DeleteObjects" => grants(bucket_acl, Permission::WRITE),
+        "PutObject"
+        | "DeleteObject"
+        | "DeleteObjects"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "CompleteMultipartUpload"
+        | "AbortMultipartUpload" => grants(bucket_acl, Permission::WRITE),
         "GetObject" | "HeadObject" => grants(object_acl, Permission::READ),
         _ => false,
     }

@@ -11,7 +11,7 @@ use super::put::{
     expected_value, object_meta, publish_mode, requested_checksum, set_checksum_fields, set_checksum_value,
     ChecksumFields, Expected, MetaFields,
 };
-use super::{caller, parse_key, Strait};
+use super::{parse_key, Strait};
 use md5::Digest as _;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
@@ -46,11 +46,21 @@ fn check_part_number(n: i32) -> S3Result<u32> {
 }
 
 /// The upload, checked against the request's bucket, key and caller.
+/// Who an upload belongs to: the caller's access key, or [`ANONYMOUS`] for an anonymous caller
+/// that a bucket policy or ACL let in (the upload id is then the only capability, as in S3).
+fn upload_principal<T>(req: &S3Request<T>) -> String {
+    req.credentials.as_ref().map_or_else(|| ANONYMOUS.to_owned(), |c| c.access_key.clone())
+}
+
+/// The owner recorded for uploads started anonymously.
+const ANONYMOUS: &str = "anonymous";
+
 fn load_upload(s: &Strait, bucket: &str, key: &str, id: &str, who: &str) -> S3Result<UploadRecord> {
     let u = s.meta.get_upload(id).map_err(meta_err)?;
     match u {
         Some(u) if u.bucket == bucket && u.key == key => {
-            if u.owner != who {
+            // The bucket owner may act on every upload (AWS: it can always abort and list them).
+            if u.owner != who && who != s.owner {
                 return Err(s3_error!(AccessDenied, "the upload belongs to another principal"));
             }
             Ok(u)
@@ -132,7 +142,7 @@ pub async fn create(
         bucket: i.bucket.clone(),
         key: i.key.clone(),
         upload_id: id.clone(),
-        owner: caller(&req)?,
+        owner: upload_principal(&req),
         initiated_unix_ms: now_ms(),
         object_meta: String::from_utf8(tmpl.encode()).expect("JSON is UTF-8"),
         checksum_algorithm: algo.map(|a| a.name().to_owned()),
@@ -167,7 +177,7 @@ fn part_meta(etag: String, checksum: Option<(Algo, Vec<u8>)>) -> ObjectMeta {
 pub async fn upload_part(s: &Strait, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
     let i = &req.input;
     let n = check_part_number(i.part_number)?;
-    let who = caller(&req)?;
+    let who = upload_principal(&req);
     let u = load_upload(s, &i.bucket, &i.key, &i.upload_id, &who)?;
     let bucket = s.bucket(&i.bucket).await?;
     let mut exp = requested_checksum(
@@ -236,7 +246,7 @@ pub async fn upload_part_copy(
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let i = &req.input;
     let n = check_part_number(i.part_number)?;
-    let who = caller(&req)?;
+    let who = upload_principal(&req);
     let u = load_upload(s, &i.bucket, &i.key, &i.upload_id, &who)?;
     let bucket = s.bucket(&i.bucket).await?;
     let conds = Conditions {
@@ -358,7 +368,7 @@ pub async fn complete(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let i = &req.input;
     let key = parse_key(&i.key)?;
-    let who = caller(&req)?;
+    let who = upload_principal(&req);
     let req_parts = i.multipart_upload.as_ref().and_then(|m| m.parts.clone()).unwrap_or_default();
     if req_parts.is_empty() {
         return Err(s3_error!(MalformedXML, "You must specify at least one part"));
@@ -580,7 +590,7 @@ pub async fn abort(
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let i = &req.input;
-    let who = caller(&req)?;
+    let who = upload_principal(&req);
     let u = load_upload(s, &i.bucket, &i.key, &i.upload_id, &who)?;
     let bucket = s.bucket(&i.bucket).await?;
     let id = i.upload_id.clone();
@@ -595,7 +605,7 @@ pub async fn abort(
 
 pub async fn list_parts(s: &Strait, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
     let i = &req.input;
-    let who = caller(&req)?;
+    let who = upload_principal(&req);
     let u = load_upload(s, &i.bucket, &i.key, &i.upload_id, &who)?;
     let bucket = s.bucket(&i.bucket).await?;
     let max = match i.max_parts {
