@@ -58,7 +58,7 @@ pub struct Record<'a> {
     pub error_code: Option<&'a str>,
     /// Request body bytes as declared by Content-Length.
     pub bytes_in: Option<u64>,
-    /// Response body bytes as declared by Content-Length (streamed bodies carry it too).
+    /// Response body bytes actually sent (0 for HEAD; less than declared if the client left).
     pub bytes_out: Option<u64>,
     /// Time to the response head, in milliseconds.
     pub duration_ms: f64,

@@ -129,9 +129,15 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
             let sent = if is_head { Some(0) } else { content_length(resp.headers()) };
             let bytes = (bytes_in, sent);
             metrics.finished(op, resp.status().as_u16(), error_code.as_deref(), started.elapsed().as_secs_f64(), bytes);
-            if let Some((log, head)) = log {
-                head.write(&log, &request_id, &info, &resp, error_code.as_deref(), started);
-            }
+            // The access-log line is written when the body is done, with the bytes actually sent
+            // (streamed bodies such as ListObjectsV2 declare no Content-Length).
+            let log_line: Option<Box<dyn FnOnce(u64) + Send + Sync>> = log.map(|(log, head)| {
+                let (id, info, status, code) =
+                    (request_id.clone(), info.clone(), resp.status().as_u16(), error_code.clone());
+                let to_head = started.elapsed();
+                Box::new(move |sent: u64| head.write(&log, &id, &info, status, code.as_deref(), to_head, sent))
+                    as Box<dyn FnOnce(u64) + Send + Sync>
+            });
             if let Some(audit) = audit {
                 let status = resp.status().as_u16();
                 let kind = if status == 403 {
@@ -165,7 +171,11 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
             record_outcome(&span, &info, resp.status().as_u16(), error_code.as_deref(), bytes_in);
             // The span stays open while the body streams and is closed by the body at its end.
             let length = content_length(resp.headers());
-            Ok(resp.map(|body| s3s::Body::http_body(SpannedBody::new(body, span, length, permit))))
+            Ok(resp.map(|body| {
+                let mut b = SpannedBody::new(body, span, length, permit);
+                b.on_finish = log_line;
+                s3s::Body::http_body(b)
+            }))
         })
     }
 }
@@ -256,6 +266,8 @@ struct SpannedBody {
     finished: bool,
     /// The request's in-flight permit, returned when the body is done.
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Run once when the body is done, with the bytes sent (the access-log line).
+    on_finish: Option<Box<dyn FnOnce(u64) + Send + Sync>>,
 }
 
 impl SpannedBody {
@@ -266,7 +278,7 @@ impl SpannedBody {
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Self {
         let expected = inner.size_hint().exact().or(content_length);
-        Self { inner, span, sent: 0, expected, finished: false, _permit: permit }
+        Self { inner, span, sent: 0, expected, finished: false, _permit: permit, on_finish: None }
     }
 
     fn finish(&mut self, complete: bool) {
@@ -276,6 +288,9 @@ impl SpannedBody {
             self.span.record("http.response.body.size", self.sent as i64);
             if !complete {
                 self.span.record("strait.body_aborted", true);
+            }
+            if let Some(f) = self.on_finish.take() {
+                f(self.sent);
             }
         }
     }
@@ -362,14 +377,16 @@ impl LogHead {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
         log: &crate::access_log::AccessLog,
         id: &RequestId,
         info: &crate::access_log::ReqInfo,
-        resp: &s3s::HttpResponse,
+        status: u16,
         error_code: Option<&str>,
-        started: std::time::Instant,
+        to_head: std::time::Duration,
+        sent: u64,
     ) {
         log.write(&crate::access_log::Record {
             time: crate::access_log::now_rfc3339(),
@@ -380,11 +397,11 @@ impl LogHead {
             query: self.query.as_deref(),
             operation: info.operation.get().map(String::as_str),
             principal: info.principal.get().map(String::as_str),
-            status: resp.status().as_u16(),
+            status,
             error_code,
             bytes_in: self.bytes_in,
-            bytes_out: if self.method == "HEAD" { Some(0) } else { content_length(resp.headers()) },
-            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            bytes_out: Some(sent),
+            duration_ms: to_head.as_secs_f64() * 1000.0,
         });
     }
 }

@@ -75,6 +75,11 @@ def test_access_log_carries_request_id_operation_and_error_code(ops_server):
     by_id = {ln["request_id"]: ln for ln in read_log(log, 5)}
     assert by_id[h]["bytes_out"] == 0 and by_id[h]["method"] == "HEAD"
     assert by_id[g["ResponseMetadata"]["RequestId"]]["bytes_out"] == 5
+    # A listing streams its XML without a Content-Length: the bytes actually sent are logged.
+    lst = s3.list_objects_v2(Bucket=b)["ResponseMetadata"]
+    line = {ln["request_id"]: ln for ln in read_log(log, 6)}[lst["RequestId"]]
+    assert line["operation"] == "ListObjectsV2" and line["bytes_out"] == int(lst["HTTPHeaders"].get(
+        "content-length", line["bytes_out"])) and line["bytes_out"] > 100
 
 
 def test_error_body_carries_the_same_request_id(ops_server):
