@@ -11,18 +11,16 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import os
-import re
 import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import boto3
 from botocore.config import Config
 
+import strait_server
+
 AK, SK = "BENCHMEMORYACCESSKEY", "bench-memory-secret-0123456789abcdef"
-LISTEN_RE = re.compile(r"strait: listening on http://(\S+?):(\d+)")
 
 
 def status_kib(pid: int, field: str) -> int:
@@ -43,13 +41,7 @@ def main() -> int:
     work = Path(a.work)
     shutil.rmtree(work, ignore_errors=True)
     (work / "root").mkdir(parents=True)
-    log = work / "strait.log"
-    proc = subprocess.Popen([a.binary, "serve", "--root", str(work / "root"), "--listen", "127.0.0.1:0"],
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            env=dict(os.environ, STRAIT_ROOT_ACCESS_KEY=AK, STRAIT_ROOT_SECRET_KEY=SK, RUST_LOG="warn"))
-    while not (m := LISTEN_RE.search(log.read_text())):
-        time.sleep(0.05)
-    url = f"http://{m.group(1)}:{m.group(2)}"
+    proc, url = strait_server.start(a.binary, work / "root", work / "strait.log", AK, SK)
     s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id=AK, aws_secret_access_key=SK, region_name="us-east-1",
                       config=Config(max_pool_connections=a.clients, retries={"max_attempts": 1},
                                     s3={"addressing_style": "path"}, request_checksum_calculation="when_required"))

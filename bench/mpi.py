@@ -29,17 +29,16 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+import strait_server
 
 REPO = Path(__file__).resolve().parents[1]
 AK, SK = "BENCHMPIACCESSKEY001", "bench-mpi-secret-0123456789abcdef"
 BUCKET, KEY = "bench", "mpi/object.bin"
-LISTEN_RE = re.compile(r"strait: listening on http://(\S+?):(\d+)")
 MIB = 1 << 20
 NP = 4
 MPIS = {
@@ -81,15 +80,7 @@ def main() -> int:
             for _ in range(a.size_mib):
                 f.write(os.urandom(MIB))
     state.mkdir(parents=True, exist_ok=True)
-    log = work / "strait.log"
-    proc = subprocess.Popen([a.binary, "serve", "--root", str(root), "--state-dir", str(state), "--listen",
-                             "127.0.0.1:0"], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            env=dict(os.environ, STRAIT_ROOT_ACCESS_KEY=AK, STRAIT_ROOT_SECRET_KEY=SK, RUST_LOG="warn"))
-    deadline = time.monotonic() + 60
-    while not (m := LISTEN_RE.search(log.read_text(errors="replace"))):
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
-        time.sleep(0.05)
-    url = f"http://{m.group(1)}:{m.group(2)}"
+    proc, url = strait_server.start(a.binary, root, work / "strait.log", AK, SK, state_dir=state)
     run_env = dict(os.environ, **env_mpi, STRAIT_ENDPOINT=url, AWS_ACCESS_KEY_ID=AK, AWS_SECRET_ACCESS_KEY=SK)
     name = f"s3://{BUCKET}/{KEY}"
     argv = {

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,8 +19,9 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
+import strait_server
+
 AK, SK = "BENCHMULTIPARTKEY001", "bench-multipart-secret-0123456789abc"
-LISTEN_RE = re.compile(r"strait: listening on http://(\S+?):(\d+)")
 
 
 def main() -> int:
@@ -36,13 +35,8 @@ def main() -> int:
     work = Path(a.work)
     shutil.rmtree(work, ignore_errors=True)
     (work / "root").mkdir(parents=True)
-    log = work / "strait.log"
-    proc = subprocess.Popen([a.binary, "serve", "--root", str(work / "root"), "--listen", "127.0.0.1:0"],
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            env=dict(os.environ, STRAIT_ROOT_ACCESS_KEY=AK, STRAIT_ROOT_SECRET_KEY=SK, RUST_LOG="warn"))
-    while not (m := LISTEN_RE.search(log.read_text())):
-        time.sleep(0.05)
-    s3 = boto3.client("s3", endpoint_url=f"http://{m.group(1)}:{m.group(2)}", aws_access_key_id=AK,
+    proc, url = strait_server.start(a.binary, work / "root", work / "strait.log", AK, SK)
+    s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id=AK,
                       aws_secret_access_key=SK, region_name="us-east-1",
                       config=Config(s3={"addressing_style": "path"}, max_pool_connections=8))
     s3.create_bucket(Bucket="bench-mp")

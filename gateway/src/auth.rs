@@ -365,12 +365,15 @@ impl S3Access for Gate {
                 _ => {}
             }
             // No policy decided: a canned ACL may still let an anonymous caller in.
-            if rv.credentials.is_none() && self.acl_allows(op, b, key.as_deref()).await? {
+            let (allowed, acl_listable) = match rv.credentials {
+                None => self.acl_allows(op, b, key.as_deref()).await?,
+                Some(_) => (false, false),
+            };
+            if allowed {
                 if matches!(op, "GetObject" | "HeadObject") {
                     let list = self.policy_decision(&rv, "ListObjectsV2", b, None, conn).await?;
                     let listable = list == Some(strait_policy::Decision::Allow)
-                        || (list != Some(strait_policy::Decision::ExplicitDeny)
-                            && self.acl_allows("ListObjectsV2", b, None).await?);
+                        || (list != Some(strait_policy::Decision::ExplicitDeny) && acl_listable);
                     if !listable {
                         if let Some(info) = cx.extensions_mut().get::<std::sync::Arc<crate::access_log::ReqInfo>>() {
                             let _ = info.hide_missing.set(());
@@ -403,8 +406,9 @@ fn set_decided_by(cx: &mut S3AccessContext<'_>, why: String) {
 impl Gate {
     /// Whether the bucket's (or, for object reads, the object's) canned ACL lets an anonymous
     /// caller do `op` (see `s3/acl.rs`). A missing bucket or object grants nothing, except that a
-    /// missing object of a listable bucket is let through to its 404.
-    async fn acl_allows(&self, op: &str, bucket: &str, key: Option<&str>) -> S3Result<bool> {
+    /// missing object of a listable bucket is let through to its 404. Also says whether the
+    /// bucket's ACL lets anonymous callers list it (one file-system read for both).
+    async fn acl_allows(&self, op: &str, bucket: &str, key: Option<&str>) -> S3Result<(bool, bool)> {
         let object = matches!(op, "GetObject" | "HeadObject");
         let (store, name, key) = (self.store.clone(), bucket.to_owned(), key.map(str::to_owned));
         let (bucket_acl, object_acl, missing) = crate::s3::io::submit(move || {
@@ -424,10 +428,10 @@ impl Gate {
         .map_err(S3Error::internal_error)?;
         // A missing object in a bucket the caller may list: let the operation answer 404 (AWS
         // answers 404 to whoever may list; the listing would show the key is absent anyway).
-        if missing && crate::s3::acl::anonymous_allows("ListObjectsV2", bucket_acl.as_deref(), None) {
-            return Ok(true);
-        }
-        Ok(crate::s3::acl::anonymous_allows(op, bucket_acl.as_deref(), object_acl.as_deref()))
+        let listable = crate::s3::acl::anonymous_allows("ListObjectsV2", bucket_acl.as_deref(), None);
+        let allowed =
+            (missing && listable) || crate::s3::acl::anonymous_allows(op, bucket_acl.as_deref(), object_acl.as_deref());
+        Ok((allowed, listable))
     }
 }
 

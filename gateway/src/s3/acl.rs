@@ -13,6 +13,25 @@ use super::{parse_key, Strait};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
+/// Whether an input carries any `x-amz-grant-*` header of objects (buckets add `grant_write`).
+macro_rules! object_grants {
+    ($i:expr) => {
+        $i.grant_full_control.is_some()
+            || $i.grant_read.is_some()
+            || $i.grant_read_acp.is_some()
+            || $i.grant_write_acp.is_some()
+    };
+}
+pub(crate) use object_grants;
+
+/// [`object_grants`] for bucket inputs.
+macro_rules! bucket_grants {
+    ($i:expr) => {
+        $crate::s3::acl::object_grants!($i) || $i.grant_write.is_some()
+    };
+}
+pub(crate) use bucket_grants;
+
 const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
 const AUTHENTICATED_USERS: &str = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
 
@@ -161,11 +180,7 @@ pub async fn get_bucket_acl(s: &Strait, req: S3Request<GetBucketAclInput>) -> S3
 
 pub async fn put_bucket_acl(s: &Strait, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
     let i = &req.input;
-    let grants = i.grant_full_control.is_some()
-        || i.grant_read.is_some()
-        || i.grant_read_acp.is_some()
-        || i.grant_write.is_some()
-        || i.grant_write_acp.is_some();
+    let grants = bucket_grants!(i);
     let acl = match (&i.acl, &i.access_control_policy) {
         (Some(_), Some(_)) => {
             return Err(s3_error!(InvalidRequest, "Specify either a canned ACL or an AccessControlPolicy, not both"))
@@ -202,10 +217,7 @@ pub async fn put_object_acl(s: &Strait, req: S3Request<PutObjectAclInput>) -> S3
     if i.version_id.as_deref().is_some_and(|v| v != "null") {
         return Err(s3_error!(NoSuchVersion, "The specified version does not exist."));
     }
-    let grants = i.grant_full_control.is_some()
-        || i.grant_read.is_some()
-        || i.grant_read_acp.is_some()
-        || i.grant_write_acp.is_some();
+    let grants = object_grants!(i);
     let acl = match (&i.acl, &i.access_control_policy) {
         (Some(_), Some(_)) => {
             return Err(s3_error!(InvalidRequest, "Specify either a canned ACL or an AccessControlPolicy, not both"))

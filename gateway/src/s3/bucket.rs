@@ -22,11 +22,7 @@ pub async fn create_bucket(s: &Strait, req: S3Request<CreateBucketInput>) -> S3R
         return Err(s3s::s3_error!(InvalidBucketName, "The specified bucket is not valid."));
     }
     let i = &req.input;
-    let grants = i.grant_full_control.is_some()
-        || i.grant_read.is_some()
-        || i.grant_read_acp.is_some()
-        || i.grant_write.is_some()
-        || i.grant_write_acp.is_some();
+    let grants = super::acl::bucket_grants!(i);
     let acl = super::acl::bucket_acl(i.acl.as_ref(), grants)?;
     let store = s.store.clone();
     let name = req.input.bucket.clone();

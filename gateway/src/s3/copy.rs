@@ -100,10 +100,7 @@ pub async fn copy_object(s: &Strait, req: S3Request<CopyObjectInput>) -> S3Resul
         src.meta.tags.clone()
     };
     // As AWS: the copy gets the request's ACL (default private), never the source's.
-    let grants = i.grant_full_control.is_some()
-        || i.grant_read.is_some()
-        || i.grant_read_acp.is_some()
-        || i.grant_write_acp.is_some();
+    let grants = super::acl::object_grants!(i);
     meta.acl = super::acl::object_acl(i.acl.as_ref(), grants)?;
     let algo = match i.checksum_algorithm.as_ref() {
         Some(a) => {

@@ -98,10 +98,7 @@ pub async fn create(
         metadata: i.metadata.as_ref(),
         tagging: i.tagging.as_ref(),
     })?;
-    let grants = i.grant_full_control.is_some()
-        || i.grant_read.is_some()
-        || i.grant_read_acp.is_some()
-        || i.grant_write_acp.is_some();
+    let grants = super::acl::object_grants!(i);
     tmpl.acl = super::acl::object_acl(i.acl.as_ref(), grants)?;
     let algo = match i.checksum_algorithm.as_ref() {
         Some(a) => Some(

@@ -260,10 +260,7 @@ pub async fn put_object(s: &Strait, req: S3Request<PutObjectInput>) -> S3Result<
         metadata: i.metadata.as_ref(),
         tagging: i.tagging.as_ref(),
     })?;
-    let grants = i.grant_full_control.is_some()
-        || i.grant_read.is_some()
-        || i.grant_read_acp.is_some()
-        || i.grant_write_acp.is_some();
+    let grants = super::acl::object_grants!(i);
     meta.acl = super::acl::object_acl(i.acl.as_ref(), grants)?;
     let exp = requested_checksum(
         &req.headers,

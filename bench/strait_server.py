@@ -1,0 +1,29 @@
+"""Start a `strait serve` for a benchmark and wait for its listening line (shared by the bench
+scripts that start their own gateway)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+LISTEN_RE = re.compile(r"strait: listening on http://(\S+?):(\d+)")
+
+
+def start(binary: str, root: Path, log: Path, access_key: str, secret_key: str,
+          state_dir: Path | None = None, timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
+    """The process and its base URL (`http://127.0.0.1:PORT`)."""
+    argv = [binary, "serve", "--root", str(root), "--listen", "127.0.0.1:0"]
+    if state_dir is not None:
+        argv += ["--state-dir", str(state_dir)]
+    env = dict(os.environ, STRAIT_ROOT_ACCESS_KEY=access_key, STRAIT_ROOT_SECRET_KEY=secret_key, RUST_LOG="warn")
+    proc = subprocess.Popen(argv, stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + timeout
+    while not (m := LISTEN_RE.search(log.read_text(errors="replace"))):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit(f"strait did not start:\n{log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.05)
+    return proc, f"http://{m.group(1)}:{m.group(2)}"
