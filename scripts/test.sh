@@ -11,6 +11,7 @@
 #   STRAIT_SKIP_CARGO=1  skip phase (c) and test the binary already in CARGO_TARGET_DIR
 #   STRAIT_BIN        binary under test (default $CARGO_TARGET_DIR/debug/strait)
 #   PYTHON            interpreter for the venv (default python3)
+#   STRAIT_SKIP_THREADS_PASS=1  skip phase (f), the second pass on the threads I/O engine
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -105,6 +106,7 @@ export STRAIT_BIN="${STRAIT_BIN:-$CARGO_TARGET_DIR/debug/strait}"
 [ -x "$STRAIT_BIN" ] || { echo "no binary at $STRAIT_BIN" >&2; exit 1; }
 # The venv's bin first: aws, rclone and python of the pinned versions.
 export PATH="$venv/bin:$PATH"
+# Pass 1: the engine strait chooses itself (io_uring where the kernel allows it).
 "$venv/bin/python" -m pytest tests/e2e -q -ra -p no:cacheprovider "$@"
 end
 
@@ -113,4 +115,15 @@ end
 begin conformance
 "$venv/bin/python" conformance/matrix.py --check
 end
+
+# (f) the same end-to-end and conformance suites again on the other I/O engine, the blocking
+# thread pool (STRAIT_IO_ENGINE reaches every strait the tests start) ------------------------
+if [ "${STRAIT_SKIP_THREADS_PASS:-0}" != "1" ]; then
+  begin e2e-threads
+  STRAIT_IO_ENGINE=threads "$venv/bin/python" -m pytest tests/e2e -q -ra -p no:cacheprovider "$@"
+  end
+  begin conformance-threads
+  STRAIT_IO_ENGINE=threads "$venv/bin/python" conformance/matrix.py --check
+  end
+fi
 current=""

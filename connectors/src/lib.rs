@@ -15,6 +15,7 @@ macro_rules! fs_span {
     };
 }
 
+pub mod engine;
 pub mod error;
 mod fsutil;
 pub mod index;

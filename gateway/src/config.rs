@@ -83,6 +83,24 @@ impl Default for LeaseFile {
     }
 }
 
+/// The `[io]` table: how object bytes move between files and sockets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IoFile {
+    /// File I/O engine: `auto` (io_uring if the start-up probe succeeds, else threads),
+    /// `io_uring` (fail to start without it) or `threads`. `--io-engine` / `STRAIT_IO_ENGINE`
+    /// override it.
+    pub engine: strait_connectors::engine::Choice,
+    /// Send GET bodies on plaintext HTTP/1.x connections with sendfile(2) (no user-space copy).
+    pub zero_copy: bool,
+}
+
+impl Default for IoFile {
+    fn default() -> Self {
+        Self { engine: strait_connectors::engine::Choice::Auto, zero_copy: true }
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -90,6 +108,7 @@ pub struct ConfigFile {
     pub server: ServerFile,
     pub limits: Limits,
     pub lease: LeaseFile,
+    pub io: IoFile,
 }
 
 /// The validated runtime configuration.
@@ -108,6 +127,8 @@ pub struct Config {
     pub listing_index: bool,
     pub limits: Limits,
     pub lease: crate::lease::LeaseSettings,
+    pub io_engine: strait_connectors::engine::Choice,
+    pub zero_copy: bool,
 }
 
 /// Flags that override the file.
@@ -123,6 +144,7 @@ pub struct Overrides {
     pub access_log: Option<String>,
     pub audit_log: Option<String>,
     pub admin_listen: Option<SocketAddr>,
+    pub io_engine: Option<strait_connectors::engine::Choice>,
 }
 
 pub fn load_file(path: &std::path::Path) -> Result<ConfigFile, String> {
@@ -175,6 +197,8 @@ impl Config {
             listing_index: s.listing_index.unwrap_or(true),
             limits: file.limits,
             lease: crate::lease::LeaseSettings { direct: file.lease.direct, ttl_secs: file.lease.ttl_secs },
+            io_engine: o.io_engine.unwrap_or(file.io.engine),
+            zero_copy: file.io.zero_copy,
         })
     }
 }
@@ -202,5 +226,18 @@ mod tests {
         assert!(e.contains("connection_max"), "{e}");
         let f: ConfigFile = toml::from_str("[server]\ntls_cert = \"/c\"\n").unwrap();
         assert!(Config::build(f, Overrides::default()).unwrap_err().contains("tls_key"));
+        let e = toml::from_str::<ConfigFile>("[io]\nengine = \"epoll\"\n").unwrap_err().to_string();
+        assert!(e.contains("epoll") && e.contains("io_uring"), "{e}");
+    }
+
+    #[test]
+    fn io_engine_flag_beats_the_file() {
+        use strait_connectors::engine::Choice;
+        let f: ConfigFile = toml::from_str("[io]\nengine = \"threads\"\nzero_copy = false\n").unwrap();
+        let c = Config::build(f.clone(), Overrides::default()).unwrap();
+        assert_eq!((c.io_engine, c.zero_copy), (Choice::Threads, false));
+        let o = Overrides { io_engine: Some(Choice::IoUring), ..Default::default() };
+        assert_eq!(Config::build(f, o).unwrap().io_engine, Choice::IoUring);
+        assert_eq!(Config::build(ConfigFile::default(), Overrides::default()).unwrap().io_engine, Choice::Auto);
     }
 }

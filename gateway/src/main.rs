@@ -11,6 +11,7 @@ mod metrics;
 mod s3;
 mod server;
 mod telemetry;
+mod zerocopy;
 
 use clap::{Parser, Subcommand};
 use config::{Config, ConfigFile, Overrides};
@@ -232,6 +233,9 @@ struct ServeArgs {
     /// buckets, bucket policies and ACLs.
     #[arg(long)]
     audit_log: Option<String>,
+    /// File I/O engine: auto (io_uring if the start-up probe succeeds), io_uring, or threads.
+    #[arg(long, env = "STRAIT_IO_ENGINE")]
+    io_engine: Option<strait_connectors::engine::Choice>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -610,6 +614,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             access_log: args.access_log,
             audit_log: args.audit_log,
             admin_listen: args.admin_listen,
+            io_engine: args.io_engine,
         },
     )?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
@@ -676,6 +681,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     };
 
     s3::io::set_buffer_limit(cfg.limits.buffer_bytes_max);
+    let engine = strait_connectors::engine::start(cfg.io_engine)?;
+    match &engine.fallback_reason {
+        Some(why) => eprintln!("strait: I/O engine: threads (io_uring unavailable: {why})"),
+        None => eprintln!("strait: I/O engine: {}", engine.kind.as_str()),
+    }
+    let zero_copy = cfg.zero_copy && tls.is_none();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let listener =
@@ -700,9 +711,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 metrics,
                 peer: None,
                 secure: tls.is_some(),
+                regions: None,
             },
             tls,
             cfg.limits.connections_max,
+            zero_copy,
             std::time::Duration::from_secs(cfg.limits.shutdown_grace_secs),
         )
         .await

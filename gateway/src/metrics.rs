@@ -27,6 +27,8 @@ pub struct Metrics {
     bytes_out: Counter,
     in_flight: Gauge,
     io_queue_depth: Gauge,
+    io_engine: Family<Labels, Gauge>,
+    sendfile_bytes: Counter,
     listing_dirs: Family<Labels, Counter>,
     otel: Otel,
 }
@@ -101,7 +103,7 @@ impl Otel {
 const LISTING_DIRS_HELP: &str =
     "Directories visited by listings, by source: readdir (read and sorted) or index (a trusted snapshot)";
 const IO_QUEUE_HELP: &str =
-    "File-system operations submitted to the I/O engine (the blocking thread pool) and not finished";
+    "File-system operations submitted to the I/O engine (io_uring or the blocking thread pool) and not finished";
 
 impl Metrics {
     pub fn new() -> Self {
@@ -118,6 +120,14 @@ impl Metrics {
         registry.register("requests_in_flight", "Requests being served", in_flight.clone());
         let io_queue_depth = Gauge::default();
         registry.register("io_queue_depth", IO_QUEUE_HELP, io_queue_depth.clone());
+        let io_engine = Family::<Labels, Gauge>::default();
+        registry.register("io_engine", "The file I/O engine in use (1 for the running one)", io_engine.clone());
+        let sendfile_bytes = Counter::default();
+        registry.register(
+            "sendfile_bytes",
+            "Response body bytes sent from files by sendfile(2), without a user-space copy",
+            sendfile_bytes.clone(),
+        );
         let listing_dirs = Family::<Labels, Counter>::default();
         registry.register("listing_directories", LISTING_DIRS_HELP, listing_dirs.clone());
         Self {
@@ -129,6 +139,8 @@ impl Metrics {
             bytes_out,
             in_flight,
             io_queue_depth,
+            io_engine,
+            sendfile_bytes,
             listing_dirs,
             otel: Otel::new(),
         }
@@ -174,6 +186,9 @@ impl Metrics {
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         self.io_queue_depth.set(crate::s3::io::queue_depth());
+        let engine = strait_connectors::engine::kind().as_str();
+        self.io_engine.get_or_create(&vec![("engine".into(), engine.into())]).set(1);
+        self.sendfile_bytes.inc_by(crate::zerocopy::sent_bytes().saturating_sub(self.sendfile_bytes.get()));
         let (read, indexed) = strait_connectors::list::directory_counts();
         for (source, n) in [("readdir", read), ("index", indexed)] {
             let c = self.listing_dirs.get_or_create(&vec![("source".into(), source.into())]);

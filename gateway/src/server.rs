@@ -55,6 +55,8 @@ pub struct Front {
     pub peer: Option<std::net::SocketAddr>,
     /// Whether connections are TLS.
     pub secure: bool,
+    /// The connection's zero-copy regions, when GET bodies may be sent by sendfile.
+    pub regions: Option<crate::zerocopy::Regions>,
 }
 
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
@@ -93,6 +95,12 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
         req.extensions_mut().insert(request_id.clone());
         req.extensions_mut().insert(info.clone());
         req.extensions_mut().insert(crate::auth::ConnInfo { peer: self.peer, secure: self.secure });
+        // HTTP/2 frames (h2c) are copied by hyper: zero-copy bodies are for HTTP/1.x only.
+        if let Some(r) = &self.regions {
+            if req.version() <= http::Version::HTTP_11 {
+                req.extensions_mut().insert(r.clone());
+            }
+        }
         let started = std::time::Instant::now();
         let log = self.access_log.clone().map(|l| (l, LogHead::of(&req, self.peer)));
         let audit = self.audit_log.clone();
@@ -523,6 +531,7 @@ pub async fn serve(
     service: Front,
     tls: Option<TlsAcceptor>,
     connections_max: usize,
+    zero_copy: bool,
     grace: Duration,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
@@ -558,6 +567,11 @@ pub async fn serve(
                     Ok(s) => serve_conn(TokioIo::new(s), service, watcher).await,
                     Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 },
+                None if zero_copy => {
+                    let (stream, regions) = crate::zerocopy::ZcStream::new(stream);
+                    service.regions = Some(regions);
+                    serve_conn(TokioIo::new(stream), service, watcher).await
+                }
                 None => serve_conn(TokioIo::new(stream), service, watcher).await,
             }
         });
@@ -574,7 +588,10 @@ async fn serve_conn<I>(io: I, service: Front, watcher: hyper_util::server::grace
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new(TokioExecutor::new());
+    // Body chunks are queued as they are and written with writev, never copied into hyper's
+    // buffer (the zero-copy stream recognises its chunks by their address; see `zerocopy`).
+    builder.http1().writev(true);
     let conn = builder.serve_connection(io, service);
     let conn = watcher.watch(conn.into_owned());
     if let Err(e) = conn.await {

@@ -261,7 +261,9 @@ macro_rules! prepare_read {
 }
 
 pub async fn get_object(s: &Strait, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-    let (obj, sl, mut out, small_body) = prepare_read!(s, &req.input, GetObjectOutput, true);
+    // On a zero-copy connection even small bodies go by sendfile: no read into memory first.
+    let regions = req.extensions.get::<crate::zerocopy::Regions>().cloned();
+    let (obj, sl, mut out, small_body) = prepare_read!(s, &req.input, GetObjectOutput, regions.is_none());
     if !obj.meta.tags.is_empty() {
         out.tag_count = Some(obj.meta.tags.len() as i32);
     }
@@ -271,7 +273,10 @@ pub async fn get_object(s: &Strait, req: S3Request<GetObjectInput>) -> S3Result<
             let (start, end) = (sl.offset as usize, (sl.offset + sl.len) as usize);
             StreamingBlob::from(s3s::Body::from(b.slice(start..end)))
         }
-        (Some(f), _) if sl.len > 0 => file_body(f, sl.offset, sl.len),
+        (Some(f), _) if sl.len > 0 => match regions {
+            Some(r) => StreamingBlob::wrap(crate::zerocopy::file_body(r, f, sl.offset, sl.len)),
+            None => file_body(f, sl.offset, sl.len),
+        },
         _ => StreamingBlob::from(s3s::Body::empty()),
     });
     Ok(S3Response::new(out))

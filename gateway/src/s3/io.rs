@@ -31,6 +31,15 @@ pub async fn reserve_buffer(bytes: usize) -> tokio::sync::OwnedSemaphorePermit {
     sem.clone().acquire_many_owned(pages).await.expect("the buffer semaphore is never closed")
 }
 
+/// Reserve `bytes` of buffer space if it is free now (for optional buffers, such as the second
+/// buffer of a double-buffered upload).
+pub fn try_reserve_buffer(bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let sem =
+        BUFFERS.get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(((256 << 20) / BUFFER_PAGE) as usize)));
+    let pages = (bytes as u64).div_ceil(BUFFER_PAGE).max(1) as u32;
+    sem.clone().try_acquire_many_owned(pages).ok()
+}
+
 /// A chunk of a response body that holds its buffer reservation until hyper has sent it.
 struct Chunk {
     data: Vec<u8>,
@@ -48,7 +57,7 @@ impl AsRef<[u8]> for Chunk {
 static QUEUE_DEPTH: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
 pub fn queue_depth() -> i64 {
-    QUEUE_DEPTH.load(std::sync::atomic::Ordering::Relaxed)
+    QUEUE_DEPTH.load(std::sync::atomic::Ordering::Relaxed) + strait_connectors::engine::in_flight()
 }
 
 /// Submit `f` to the I/O engine (Tokio's blocking pool), inside the caller's tracing span so the
@@ -127,6 +136,14 @@ pub async fn write_body<W: StageFile>(
     // One span for all writes of this body: entered around each write, so its busy time is the
     // time spent writing and its idle time the time spent waiting for the client.
     let span = tracing::debug_span!(target: "strait::fs", "fs.write", bytes = tracing::field::Empty);
+    // The I/O engine writes at explicit offsets through its own handle on the staging file (a
+    // request in flight owns it, so a dropped upload cannot close it under the kernel).
+    let file = std::sync::Arc::new(target.file_mut().try_clone().map_err(|e| obj_err(e.into()))?);
+    let mut at: u64 = 0;
+    // Double buffering when the budget has room for a second buffer: one buffer is written
+    // while the next fills from the socket. Without room, each write is awaited in turn.
+    let mut second: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    let mut writing: Option<tokio::task::JoinHandle<S3Result<Vec<u8>>>> = None;
     if let Some(mut body) = body {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| body_err(&*e))?;
@@ -137,25 +154,52 @@ pub async fn write_body<W: StageFile>(
             hasher.update(&chunk);
             buf.extend_from_slice(&chunk);
             if buf.len() >= WRITE_CHUNK_BYTES {
-                (target, buf) = flush(target, buf, &span).await?;
+                let n = buf.len() as u64;
+                let next = match writing.take() {
+                    // The write before this one hands its buffer back to be filled next.
+                    Some(w) => Some(joined(w).await?),
+                    None => {
+                        if second.is_none() {
+                            second = try_reserve_buffer(WRITE_CHUNK_BYTES);
+                        }
+                        second.is_some().then(|| Vec::with_capacity(WRITE_CHUNK_BYTES))
+                    }
+                };
+                match next {
+                    Some(next) => {
+                        let full = std::mem::replace(&mut buf, next);
+                        let (file, span) = (file.clone(), span.clone());
+                        writing = Some(tokio::spawn(async move { flush(&file, full, at, &span).await }));
+                    }
+                    None => buf = flush(&file, buf, at, &span).await?,
+                }
+                at += n;
             }
         }
     }
+    if let Some(w) = writing.take() {
+        joined(w).await?;
+    }
+    drop(second);
     if !buf.is_empty() {
-        (target, _) = flush(target, buf, &span).await?;
+        flush(&file, buf, at, &span).await?;
+    }
+    // Leave the file offset at the end, as sequential writes would have.
+    {
+        use std::io::Seek;
+        target.file_mut().seek(std::io::SeekFrom::Start(size)).map_err(|e| obj_err(e.into()))?;
     }
     span.record("bytes", size as i64); // i64: tracing-opentelemetry stringifies u64
     Ok((target, size, hasher.finalize()))
 }
 
-async fn flush<W: StageFile>(mut target: W, mut buf: Vec<u8>, span: &tracing::Span) -> S3Result<(W, Vec<u8>)> {
-    let span = span.clone();
-    fs(move || {
-        span.in_scope(|| target.file_mut().write_all(&buf))?;
-        buf.clear();
-        Ok((target, buf))
-    })
-    .await
+async fn joined(w: tokio::task::JoinHandle<S3Result<Vec<u8>>>) -> S3Result<Vec<u8>> {
+    w.await.map_err(S3Error::internal_error)?
+}
+
+async fn flush(file: &std::sync::Arc<std::fs::File>, buf: Vec<u8>, at: u64, span: &tracing::Span) -> S3Result<Vec<u8>> {
+    let w = strait_connectors::engine::write_all_at(file.clone(), buf, at);
+    tracing::Instrument::instrument(w, span.clone()).await.map_err(|e| obj_err(e.into()))
 }
 
 /// Copy `len` bytes at `offset` of `src` into `target`, hashing them (blocking; run in [`fs`]).
@@ -204,31 +248,23 @@ fn async_stream(
             }
             let want = (left as usize).min(READ_CHUNK_BYTES);
             let reserved = reserve_buffer(want).await;
-            let f = file.clone();
-            let r = submit(move || {
-                use std::io::{Read, Seek};
-                let _s = span.enter();
-                // Read into the vector's spare capacity: no zeroing of each chunk first. This
-                // stream is the only user of its descriptor, so the file offset is its own.
-                let mut buf = Vec::with_capacity(want);
-                let mut r = &*f;
-                r.seek(std::io::SeekFrom::Start(pos))?;
-                r.take(want as u64).read_to_end(&mut buf)?;
-                Ok::<_, std::io::Error>(buf)
-            })
+            // Entered around the read (busy time = reading).
+            let r = tracing::Instrument::instrument(
+                strait_connectors::engine::read_at(file.clone(), pos, want),
+                span.clone(),
+            )
             .await;
             match r {
-                Ok(Ok(buf)) if buf.is_empty() => Some((
+                Ok(buf) if buf.is_empty() => Some((
                     Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "object shrank while being read")),
                     (file, pos, 0),
                 )),
-                Ok(Ok(buf)) => {
+                Ok(buf) => {
                     let n = buf.len() as u64;
                     let chunk = bytes::Bytes::from_owner(Chunk { data: buf, _reserved: reserved });
                     Some((Ok(chunk), (file, pos + n, left - n)))
                 }
-                Ok(Err(e)) => Some((Err(e), (file, pos, 0))),
-                Err(e) => Some((Err(std::io::Error::other(e)), (file, pos, 0))),
+                Err(e) => Some((Err(e), (file, pos, 0))),
             }
         }
     })
