@@ -128,7 +128,7 @@ pub async fn write_body<W: StageFile>(
     algo: Option<Algo>,
     max_bytes: u64,
 ) -> S3Result<(W, u64, Digests)> {
-    let mut hasher = BodyHasher::new(algo);
+    let mut hasher = Some(BodyHasher::new(algo));
     let mut size: u64 = 0;
     // The write buffer counts against limits.buffer_bytes_max for the whole upload.
     let _reserved = reserve_buffer(WRITE_CHUNK_BYTES).await;
@@ -140,10 +140,12 @@ pub async fn write_body<W: StageFile>(
     // request in flight owns it, so a dropped upload cannot close it under the kernel).
     let file = std::sync::Arc::new(target.file_mut().try_clone().map_err(|e| obj_err(e.into()))?);
     let mut at: u64 = 0;
-    // Double buffering when the budget has room for a second buffer: one buffer is written
-    // while the next fills from the socket. Without room, each write is awaited in turn.
+    // A pipeline when the budget has room for a second buffer: while one buffer is hashed (MD5
+    // and the requested checksum, in order: the hasher travels with the buffer) and written by
+    // another task, the next one fills from the socket, so receiving, hashing and writing
+    // overlap on different cores. Without room, each buffer is hashed and written in turn.
     let mut second: Option<tokio::sync::OwnedSemaphorePermit> = None;
-    let mut writing: Option<tokio::task::JoinHandle<S3Result<Vec<u8>>>> = None;
+    let mut stage: Option<tokio::task::JoinHandle<Staged>> = None;
     if let Some(mut body) = body {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| body_err(&*e))?;
@@ -151,13 +153,16 @@ pub async fn write_body<W: StageFile>(
             if size > max_bytes {
                 return Err(s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed size"));
             }
-            hasher.update(&chunk);
             buf.extend_from_slice(&chunk);
             if buf.len() >= WRITE_CHUNK_BYTES {
                 let n = buf.len() as u64;
-                let next = match writing.take() {
-                    // The write before this one hands its buffer back to be filled next.
-                    Some(w) => Some(joined(w).await?),
+                let next = match stage.take() {
+                    // The stage before this one hands back the hasher and its buffer.
+                    Some(w) => {
+                        let (h, b) = joined(w).await?;
+                        hasher = Some(h);
+                        Some(b)
+                    }
                     None => {
                         if second.is_none() {
                             second = try_reserve_buffer(WRITE_CHUNK_BYTES);
@@ -165,23 +170,34 @@ pub async fn write_body<W: StageFile>(
                         second.is_some().then(|| Vec::with_capacity(WRITE_CHUNK_BYTES))
                     }
                 };
+                let mut h = hasher.take().expect("the hasher is here between stages");
                 match next {
                     Some(next) => {
                         let full = std::mem::replace(&mut buf, next);
                         let (file, span) = (file.clone(), span.clone());
-                        writing = Some(tokio::spawn(async move { flush(&file, full, at, &span).await }));
+                        stage = Some(tokio::spawn(async move {
+                            h.update(&full);
+                            let b = flush(&file, full, at, &span).await?;
+                            Ok((h, b))
+                        }));
                     }
-                    None => buf = flush(&file, buf, at, &span).await?,
+                    None => {
+                        h.update(&buf);
+                        buf = flush(&file, buf, at, &span).await?;
+                        hasher = Some(h);
+                    }
                 }
                 at += n;
             }
         }
     }
-    if let Some(w) = writing.take() {
-        joined(w).await?;
+    if let Some(w) = stage.take() {
+        hasher = Some(joined(w).await?.0);
     }
     drop(second);
+    let mut hasher = hasher.expect("the hasher is back after the last stage");
     if !buf.is_empty() {
+        hasher.update(&buf);
         flush(&file, buf, at, &span).await?;
     }
     // Leave the file offset at the end, as sequential writes would have.
@@ -193,7 +209,10 @@ pub async fn write_body<W: StageFile>(
     Ok((target, size, hasher.finalize()))
 }
 
-async fn joined(w: tokio::task::JoinHandle<S3Result<Vec<u8>>>) -> S3Result<Vec<u8>> {
+/// What a pipeline stage of [`write_body`] hands back: the hasher and the emptied buffer.
+type Staged = S3Result<(BodyHasher, Vec<u8>)>;
+
+async fn joined<T>(w: tokio::task::JoinHandle<S3Result<T>>) -> S3Result<T> {
     w.await.map_err(S3Error::internal_error)?
 }
 
