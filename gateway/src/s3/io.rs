@@ -15,11 +15,14 @@ pub const WRITE_CHUNK_BYTES: usize = 1 << 20;
 pub const READ_CHUNK_BYTES: usize = 1 << 20;
 
 /// Buffer space shared by all requests (`limits.buffer_bytes_max`), in pages of 4 KiB.
+/// The budget, in pages (for the optional-buffer rule of [`try_reserve_buffer`]).
+static BUDGET_PAGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new((256 << 20) / BUFFER_PAGE);
 static BUFFERS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
 const BUFFER_PAGE: u64 = 4096;
 
 /// Set the buffer budget (once, at start; the default is 256 MiB).
 pub fn set_buffer_limit(bytes: u64) {
+    BUDGET_PAGES.store(bytes / BUFFER_PAGE, std::sync::atomic::Ordering::Relaxed);
     let _ = BUFFERS.set(std::sync::Arc::new(tokio::sync::Semaphore::new((bytes / BUFFER_PAGE) as usize)));
 }
 
@@ -31,13 +34,19 @@ pub async fn reserve_buffer(bytes: usize) -> tokio::sync::OwnedSemaphorePermit {
     sem.clone().acquire_many_owned(pages).await.expect("the buffer semaphore is never closed")
 }
 
-/// Reserve `bytes` of buffer space if it is free now (for optional buffers, such as the second
-/// buffer of a double-buffered upload).
+/// Reserve `bytes` of buffer space for an optional buffer (the second buffer of a pipelined
+/// upload) while at most a quarter of the budget is in use; `None` otherwise. Optional buffers
+/// thus never take space that required ones wait for: pipelining is for a few fast streams,
+/// and many concurrent uploads overlap their work without it.
 pub fn try_reserve_buffer(bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
     let sem =
         BUFFERS.get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(((256 << 20) / BUFFER_PAGE) as usize)));
-    let pages = (bytes as u64).div_ceil(BUFFER_PAGE).max(1) as u32;
-    sem.clone().try_acquire_many_owned(pages).ok()
+    let pages = (bytes as u64).div_ceil(BUFFER_PAGE).max(1);
+    let budget = BUDGET_PAGES.load(std::sync::atomic::Ordering::Relaxed);
+    if (sem.available_permits() as u64) < budget - budget / 4 + pages {
+        return None;
+    }
+    sem.clone().try_acquire_many_owned(pages as u32).ok()
 }
 
 /// A chunk of a response body that holds its buffer reservation until hyper has sent it.

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Memory over time under mixed load: the gateway's RSS sampled every few seconds while
+strait-loadgen runs, all at once and in loops, 4 KiB PUT/GET/HEAD at concurrency 16, 64 MiB
+PUTs and GETs (2 streams), 8 MiB ranged GETs and 64 MiB multipart uploads. The question is
+whether memory grows with time (a leak) rather than how much is used: compare the RSS of the
+first minute after warm-up with that of the last minute.
+
+    python bench/soak.py [--minutes 10] [--record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import strait_server
+
+AK, SK = "BENCHSOAKACCESSKEY01", "bench-soak-secret-0123456789abcdefgh"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def rss_kib(pid: int) -> int:
+    for ln in open(f"/proc/{pid}/status"):
+        if ln.startswith("VmRSS:"):
+            return int(ln.split()[1])
+    return 0
+
+
+def main() -> int:
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/strait/target"))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default=os.path.join(target, "release", "strait"))
+    ap.add_argument("--loadgen", default=os.path.join(target, "release", "strait-loadgen"))
+    ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--sample-secs", type=float, default=5)
+    ap.add_argument("--work", default=os.path.expanduser("~/.cache/strait/bench-soak"))
+    ap.add_argument("--record", action="store_true", help="append the report to bench/RESULTS.md")
+    a = ap.parse_args()
+
+    work = Path(a.work)
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "root" / "bench").mkdir(parents=True)
+    proc, url = strait_server.start(a.binary, work / "root", work / "strait.log", AK, SK)
+    base = [a.loadgen, "--endpoint", url, "--access-key", AK, "--secret-key", SK, "--bucket", "bench"]
+    run = lambda *args: subprocess.run(base + list(args), capture_output=True, text=True)  # noqa: E731
+    # Fixtures: the 4 KiB keys and the large objects the GET loops read.
+    for args in (["--workload", "small", "--op", "put", "--concurrency", "16", "--ops", "1000", "--keys", "1000"],
+                 ["--workload", "put-large", "--size", "64MiB", "--streams", "2", "--prefix", "big-"]):
+        r = run(*args)
+        if r.returncode != 0:
+            raise SystemExit(f"fixture failed: {r.stdout}{r.stderr}")
+
+    loops = {
+        "small-put": ["--workload", "small", "--op", "put", "--concurrency", "16", "--duration", "5", "--keys", "1000"],
+        "small-get": ["--workload", "small", "--op", "get", "--concurrency", "16", "--duration", "5", "--keys", "1000"],
+        "small-head": ["--workload", "small", "--op", "head", "--concurrency", "16", "--duration", "5", "--keys", "1000"],
+        "put-large": ["--workload", "put-large", "--size", "64MiB", "--streams", "2", "--prefix", "w-"],
+        "get-large": ["--workload", "get-large", "--size", "64MiB", "--streams", "2", "--prefix", "big-"],
+        "get-ranged": ["--workload", "get-ranged", "--size", "64MiB", "--concurrency", "4", "--key", "big-0"],
+        "multipart": ["--workload", "multipart", "--size", "64MiB", "--part-size", "16MiB", "--concurrency", "2"],
+    }
+    stop = time.monotonic() + a.minutes * 60
+    counts = {k: 0 for k in loops}
+    errors: list[str] = []
+
+    def loop(name: str, args: list[str]) -> None:
+        while time.monotonic() < stop:
+            r = run(*args)
+            counts[name] += 1
+            if r.returncode != 0:
+                errors.append(f"{name}: {r.stdout.strip()[:300]} {r.stderr.strip()[:300]}")
+
+    threads = [threading.Thread(target=loop, args=(k, v), daemon=True) for k, v in loops.items()]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    samples: list[tuple[float, int]] = []
+    while time.monotonic() < stop:
+        samples.append((time.monotonic() - t0, rss_kib(proc.pid)))
+        time.sleep(a.sample_secs)
+    for t in threads:
+        t.join()
+    hwm = 0
+    for ln in open(f"/proc/{proc.pid}/status"):
+        if ln.startswith("VmHWM:"):
+            hwm = int(ln.split()[1])
+    proc.terminate()
+    proc.wait(timeout=30)
+    shutil.rmtree(work, ignore_errors=True)
+
+    first = [r for t, r in samples if 60 <= t < 120] or [samples[0][1]]
+    last = [r for t, r in samples if t >= samples[-1][0] - 60]
+    per_min: dict[int, list[int]] = {}
+    for t, r in samples:
+        per_min.setdefault(int(t // 60), []).append(r)
+    cpu = f"{os.cpu_count()} cores ({next((ln.split(':', 1)[1].strip() for ln in open('/proc/cpuinfo') if ln.startswith('model name')), '?')})"
+    lines = [
+        f"## Soak: gateway RSS over {a.minutes:g} minutes of mixed load ({dt.date.today()})",
+        "",
+        f"Machine: {cpu}, Linux {platform.release()}. Release build. Command: `python bench/soak.py --minutes {a.minutes:g}`.",
+        "All loops at once, each restarted as soon as it ends: " + ", ".join(f"{k} ×{v}" for k, v in counts.items())
+        + f". Errors: {len(errors)}.",
+        "",
+        "| minute | RSS median (MiB) | RSS max (MiB) |",
+        "|---|---|---|",
+    ]
+    for m, rs in sorted(per_min.items()):
+        lines.append(f"| {m} | {statistics.median(rs) / 1024:.0f} | {max(rs) / 1024:.0f} |")
+    growth = statistics.median(last) / statistics.median(first)
+    lines += [
+        "",
+        f"Second minute median {statistics.median(first) / 1024:.0f} MiB, last minute median "
+        f"{statistics.median(last) / 1024:.0f} MiB (× {growth:.2f}); peak (VmHWM) {hwm / 1024:.0f} MiB.",
+        "",
+    ]
+    report = "\n".join(lines)
+    print(report)
+    for e in errors[:10]:
+        print("error:", e)
+    if a.record:
+        with open(REPO / "bench" / "RESULTS.md", "a") as f:
+            f.write("\n" + report + "\n")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
