@@ -8,6 +8,7 @@ pass); these tests pin what each engine and each body path must do.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures as cf
 import hashlib
 import os
@@ -213,3 +214,27 @@ def test_an_object_replaced_during_a_zero_copy_get_is_served_whole_old(spawn_ser
     rest = resp.read()
     assert sha(first + rest) == sha(old)
     assert c.get_object(Bucket="pin", Key="k")["Body"].read() == new
+
+
+@pytest.mark.parametrize("alg", ["SHA256", "CRC32", "SHA1"])
+def test_pipelined_put_digests_cover_every_byte_in_order(spawn_server, tmp_path, alg):
+    """Bodies of several 1 MiB buffers are hashed by a chain of tasks (the hasher travels with
+    each buffer): the ETag and the checksum must be those of the whole body, in order."""
+    from helpers import checksum_b64
+
+    s = spawn_server(root=tmp_path / alg, state_dir=tmp_path / f"{alg}-state")
+    c = boto_client(s)
+    c.create_bucket(Bucket="digests")
+    for n in [2 * MIB, 2 * MIB + 1, 5 * MIB + 3, 17 * MIB]:
+        body = os.urandom(n)
+        r = c.put_object(Bucket="digests", Key=f"k{n}", Body=body, ChecksumAlgorithm=alg)
+        assert r["ETag"] == f'"{hashlib.md5(body).hexdigest()}"', n
+        assert r[f"Checksum{alg}"] == checksum_b64(alg, body), n
+        # A wrong declared digest is still refused and leaves nothing behind.
+        bad = body[:-1] + bytes([body[-1] ^ 1])
+        with pytest.raises(Exception) as e:
+            md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+            c.put_object(Bucket="digests", Key=f"bad{n}", Body=bad, ContentMD5=md5)
+        assert "BadDigest" in str(e.value)
+        assert not (tmp_path / alg / "digests" / f"bad{n}").exists()
+        assert (tmp_path / alg / "digests" / f"k{n}").read_bytes() == body
