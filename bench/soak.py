@@ -42,6 +42,9 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--sample-secs", type=float, default=5)
     ap.add_argument("--work", default=os.path.expanduser("~/.cache/strait/bench-soak"))
+    ap.add_argument("--loops", default="all",
+                    help="comma-separated loops to run (small-put, small-get, small-head, put-large, get-large, "
+                         "get-ranged, multipart) [all]")
     ap.add_argument("--record", action="store_true", help="append the report to bench/RESULTS.md")
     a = ap.parse_args()
 
@@ -67,6 +70,12 @@ def main() -> int:
         "get-ranged": ["--workload", "get-ranged", "--size", "64MiB", "--concurrency", "4", "--key", "big-0"],
         "multipart": ["--workload", "multipart", "--size", "64MiB", "--part-size", "16MiB", "--concurrency", "2"],
     }
+    if a.loops != "all":
+        wanted = a.loops.split(",")
+        unknown = set(wanted) - set(loops)
+        if unknown:
+            raise SystemExit(f"unknown loops: {', '.join(sorted(unknown))}")
+        loops = {k: v for k, v in loops.items() if k in wanted}
     stop = time.monotonic() + a.minutes * 60
     counts = {k: 0 for k in loops}
     errors: list[str] = []
@@ -105,7 +114,8 @@ def main() -> int:
     lines = [
         f"## Soak: gateway RSS over {a.minutes:g} minutes of mixed load ({dt.date.today()})",
         "",
-        f"Machine: {cpu}, Linux {platform.release()}. Release build. Command: `python bench/soak.py --minutes {a.minutes:g}`.",
+        f"Machine: {cpu}, Linux {platform.release()}. Release build. Command: `python bench/soak.py --minutes {a.minutes:g}"
+        + ("" if a.loops == "all" else f" --loops {a.loops}") + "`.",
         "All loops at once, each restarted as soon as it ends: " + ", ".join(f"{k} ×{v}" for k, v in counts.items())
         + f". Errors: {len(errors)}.",
         "",
