@@ -23,11 +23,7 @@ import strait_server
 AK, SK = "BENCHMEMORYACCESSKEY", "bench-memory-secret-0123456789abcdef"
 
 
-def status_kib(pid: int, field: str) -> int:
-    for ln in open(f"/proc/{pid}/status"):
-        if ln.startswith(field + ":"):
-            return int(ln.split()[1])
-    return 0
+status_kib = strait_server.status_kib
 
 
 def main() -> int:

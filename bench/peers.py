@@ -59,6 +59,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import strait_server  # noqa: E402
+from strait_server import status_kib  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 AK, SK = "BENCHPEERSACCESSKEY1", "bench-peers-secret-0123456789abcdefghij"
@@ -136,16 +137,6 @@ def cpu_seconds(pids: list[int]) -> float:
         except (OSError, ValueError, IndexError):
             pass
     return total / CLK_TCK
-
-
-def status_kib(pid: int, field_name: str) -> int:
-    try:
-        for ln in open(f"/proc/{pid}/status"):
-            if ln.startswith(field_name + ":"):
-                return int(ln.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def reset_hwm(pids: list[int]) -> bool:

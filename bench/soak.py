@@ -27,13 +27,6 @@ AK, SK = "BENCHSOAKACCESSKEY01", "bench-soak-secret-0123456789abcdefgh"
 REPO = Path(__file__).resolve().parent.parent
 
 
-def rss_kib(pid: int) -> int:
-    for ln in open(f"/proc/{pid}/status"):
-        if ln.startswith("VmRSS:"):
-            return int(ln.split()[1])
-    return 0
-
-
 def main() -> int:
     target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/strait/target"))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -93,14 +86,11 @@ def main() -> int:
         t.start()
     samples: list[tuple[float, int]] = []
     while time.monotonic() < stop:
-        samples.append((time.monotonic() - t0, rss_kib(proc.pid)))
+        samples.append((time.monotonic() - t0, strait_server.status_kib(proc.pid, "VmRSS")))
         time.sleep(a.sample_secs)
     for t in threads:
         t.join()
-    hwm = 0
-    for ln in open(f"/proc/{proc.pid}/status"):
-        if ln.startswith("VmHWM:"):
-            hwm = int(ln.split()[1])
+    hwm = strait_server.status_kib(proc.pid, "VmHWM")
     proc.terminate()
     proc.wait(timeout=30)
     shutil.rmtree(work, ignore_errors=True)

@@ -27,3 +27,14 @@ def start(binary: str, root: Path, log: Path, access_key: str, secret_key: str,
             raise SystemExit(f"strait did not start:\n{log.read_text(errors='replace')[-2000:]}")
         time.sleep(0.05)
     return proc, f"http://{m.group(1)}:{m.group(2)}"
+
+
+def status_kib(pid: int, field: str) -> int:
+    """A `/proc/PID/status` figure in KiB (VmRSS, VmHWM, ...); 0 when absent or the process is gone."""
+    try:
+        for ln in open(f"/proc/{pid}/status"):
+            if ln.startswith(field + ":"):
+                return int(ln.split()[1])
+    except OSError:
+        pass
+    return 0

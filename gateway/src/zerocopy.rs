@@ -151,15 +151,15 @@ impl AsyncWrite for ZcStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let bufs: Vec<&io::IoSlice<'_>> = bufs.iter().filter(|b| !b.is_empty()).collect();
-        let Some(first) = bufs.first() else { return Poll::Ready(Ok(0)) };
+        // No allocation on this path: the first non-empty slice decides; ordinary slices go out
+        // in one writev up to (not including) the first sentinel chunk.
+        let Some(first) = bufs.iter().find(|b| !b.is_empty()) else { return Poll::Ready(Ok(0)) };
         if let Some(at) = sentinel_offset(first.as_ptr()) {
             return self.poll_sendfile(cx, at, first.len());
         }
-        // The ordinary slices before the first sentinel chunk, in one writev.
-        let plain: Vec<io::IoSlice<'_>> =
-            bufs.iter().take_while(|b| sentinel_offset(b.as_ptr()).is_none()).map(|b| io::IoSlice::new(b)).collect();
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, &plain)
+        let plain =
+            bufs.iter().position(|b| !b.is_empty() && sentinel_offset(b.as_ptr()).is_some()).unwrap_or(bufs.len());
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, &bufs[..plain])
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -26,10 +26,13 @@ pub fn set_buffer_limit(bytes: u64) {
     let _ = BUFFERS.set(std::sync::Arc::new(tokio::sync::Semaphore::new((bytes / BUFFER_PAGE) as usize)));
 }
 
+fn buffers() -> &'static std::sync::Arc<tokio::sync::Semaphore> {
+    BUFFERS.get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(((256 << 20) / BUFFER_PAGE) as usize)))
+}
+
 /// Reserve `bytes` of buffer space; the space is returned when the permit is dropped.
 pub async fn reserve_buffer(bytes: usize) -> tokio::sync::OwnedSemaphorePermit {
-    let sem =
-        BUFFERS.get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(((256 << 20) / BUFFER_PAGE) as usize)));
+    let sem = buffers();
     let pages = (bytes as u64).div_ceil(BUFFER_PAGE).max(1) as u32;
     sem.clone().acquire_many_owned(pages).await.expect("the buffer semaphore is never closed")
 }
@@ -39,8 +42,7 @@ pub async fn reserve_buffer(bytes: usize) -> tokio::sync::OwnedSemaphorePermit {
 /// thus never take space that required ones wait for: pipelining is for a few fast streams,
 /// and many concurrent uploads overlap their work without it.
 pub fn try_reserve_buffer(bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    let sem =
-        BUFFERS.get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(((256 << 20) / BUFFER_PAGE) as usize)));
+    let sem = buffers();
     let pages = (bytes as u64).div_ceil(BUFFER_PAGE).max(1);
     let budget = BUDGET_PAGES.load(std::sync::atomic::Ordering::Relaxed);
     if (sem.available_permits() as u64) < budget - budget / 4 + pages {
@@ -209,11 +211,8 @@ pub async fn write_body<W: StageFile>(
         hasher.update(&buf);
         flush(&file, buf, at, &span).await?;
     }
-    // Leave the file offset at the end, as sequential writes would have.
-    {
-        use std::io::Seek;
-        target.file_mut().seek(std::io::SeekFrom::Start(size)).map_err(|e| obj_err(e.into()))?;
-    }
+    // All writes were positional: the staging file's offset is left at 0 (nothing after this
+    // writes through it; publish only stats it, sets its xattr and syncs it).
     span.record("bytes", size as i64); // i64: tracing-opentelemetry stringifies u64
     Ok((target, size, hasher.finalize()))
 }
