@@ -18,6 +18,9 @@ pub enum ConnectorError {
     /// The name is taken (create-only publish, bucket creation).
     #[error("already exists: {0}")]
     AlreadyExists(String),
+    /// The bucket name is taken by another account's bucket.
+    #[error("owned by another account: {0}")]
+    OwnedByOther(String),
     /// A directory (bucket) that must be empty is not.
     #[error("not empty: {0}")]
     NotEmpty(String),

@@ -6,6 +6,7 @@
 //! - [`key`]: validated object keys (the only way a client string becomes a path).
 //! - [`list`]: listing in S3 byte order over nested directories.
 //! - [`error`]: the connector's error vocabulary; errno is read in one place.
+//! - [`ident`]: per-request POSIX identity (thread credentials switched around file-system work).
 
 /// A child span of the current request for one piece of file-system work (`fs.*`), at DEBUG
 /// under target `strait::fs`: free unless a subscriber (OpenTelemetry export) wants it.
@@ -18,6 +19,7 @@ macro_rules! fs_span {
 pub mod engine;
 pub mod error;
 mod fsutil;
+pub mod ident;
 pub mod index;
 pub mod key;
 pub mod layout;
@@ -29,4 +31,6 @@ pub mod store;
 pub use error::{ConnectorError, Result};
 pub use key::ObjectKey;
 pub use meta::{FileIdentity, ObjectMeta, StoredChecksum};
-pub use store::{Bucket, BucketInfo, BucketLink, Lease, OpenObject, PosixStore, PublishMode, SideState, Staging};
+pub use store::{
+    Bucket, BucketInfo, BucketLink, BucketOwner, Lease, OpenObject, PosixStore, PublishMode, SideState, Staging,
+};

@@ -375,6 +375,13 @@ impl<'q> Walker<'q> {
                         && crate::meta::FileIdentity::of(&st) == c.meta.id
                         && crate::index::ctime_ns(&st) == c.ctime_ns =>
                 {
+                    // Under a tenant's identity, list only files that identity may read, as
+                    // the uncached path (which opens the file) does.
+                    if crate::ident::current().is_some()
+                        && rustix::fs::accessat(dir, name, rustix::fs::Access::READ_OK, AtFlags::EACCESS).is_err()
+                    {
+                        return Ok(Flow::Continue);
+                    }
                     return Ok(self.offer(full, c.meta, fsutil::mtime_ns(&st)));
                 }
                 Err(rustix::io::Errno::NOENT) => return Ok(Flow::Continue),

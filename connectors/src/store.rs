@@ -22,6 +22,16 @@ pub const XATTR_BUCKET_TAGS: &str = "user.strait.bucket-tags";
 pub const XATTR_BUCKET_POLICY: &str = "user.strait.bucket-policy";
 /// The bucket's canned ACL (`public-read`...; absent = private).
 const XATTR_BUCKET_ACL: &str = "user.strait.bucket-acl";
+/// The account id of the tenant owning the bucket (absent: the administrator's account).
+pub const XATTR_BUCKET_OWNER: &str = "user.strait.bucket-owner";
+
+/// Who a new bucket belongs to: a tenant's account, and the POSIX identity its directory is
+/// given (owner uid and gid, mode 0750, so other identities cannot even traverse it).
+#[derive(Debug, Clone)]
+pub struct BucketOwner {
+    pub account: String,
+    pub posix: Option<crate::ident::PosixId>,
+}
 
 /// State the connector keeps outside the file system (the gateway backs it with RocksDB):
 /// - the staging journal: every staging file is recorded before it is created and forgotten
@@ -157,6 +167,8 @@ pub struct PosixStore {
 pub struct BucketInfo {
     pub name: String,
     pub created_unix_s: i64,
+    /// The owning tenant's account id (`None`: the administrator's).
+    pub owner: Option<String>,
 }
 
 /// How a staged object replaces what is at its key.
@@ -258,8 +270,9 @@ impl PosixStore {
         Ok(Bucket { store: self.clone(), name: name.to_owned(), fd: Arc::new(fd), path })
     }
 
-    /// Create a bucket directory. [`ConnectorError::AlreadyExists`] if it exists.
-    pub fn create_bucket(&self, name: &str, created_rfc3339: &str) -> Result<()> {
+    /// Create a bucket directory. [`ConnectorError::AlreadyExists`] if it exists. A tenant's
+    /// bucket records its owner and is given the tenant's POSIX identity.
+    pub fn create_bucket(&self, name: &str, created_rfc3339: &str, owner: Option<&BucketOwner>) -> Result<()> {
         if self.link(name).is_some() {
             return Err(ConnectorError::AlreadyExists(name.to_owned()));
         }
@@ -270,6 +283,15 @@ impl PosixStore {
         })?;
         let fd = open_dir(root, name).ctx(|| format!("open new bucket {name}"))?;
         fsutil::set_xattr(&fd, XATTR_BUCKET, created_rfc3339.as_bytes())?;
+        if let Some(o) = owner {
+            fsutil::set_xattr(&fd, XATTR_BUCKET_OWNER, o.account.as_bytes())?;
+            if let Some(p) = &o.posix {
+                let (uid, gid) = (rustix::fs::Uid::from_raw(p.uid), rustix::fs::Gid::from_raw(p.gid));
+                rustix::fs::fchown(&fd, Some(uid), Some(gid)).ctx(|| format!("chown new bucket {name}"))?;
+                rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o750)).ctx(|| format!("chmod new bucket {name}"))?;
+            }
+        }
+        rustix::fs::fsync(&fd).ctx(|| "fsync new bucket".into())?;
         rustix::fs::fsync(root).ctx(|| "fsync root".into())?;
         Ok(())
     }
@@ -330,12 +352,13 @@ impl PosixStore {
                 .and_then(|v| String::from_utf8(v).ok())
                 .and_then(|s| parse_rfc3339_unix(&s))
                 .unwrap_or_else(|| rustix::fs::fstat(&fd).map(|st| st.st_mtime).unwrap_or(0));
-            out.push(BucketInfo { name: name.to_owned(), created_unix_s: created });
+            let owner = fsutil::get_xattr(&fd, XATTR_BUCKET_OWNER)?.and_then(|v| String::from_utf8(v).ok());
+            out.push(BucketInfo { name: name.to_owned(), created_unix_s: created, owner });
         }
         for (name, link) in self.inner.links.read().unwrap_or_else(|p| p.into_inner()).iter() {
             // A link shadows a directory of the same name under the root.
             out.retain(|b| &b.name != name);
-            out.push(BucketInfo { name: name.clone(), created_unix_s: link.created_unix_s });
+            out.push(BucketInfo { name: name.clone(), created_unix_s: link.created_unix_s, owner: None });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -369,6 +392,11 @@ impl Bucket {
     /// The bucket's tag set; `None` when it has none.
     pub fn tags(&self) -> Result<Option<Vec<(String, String)>>> {
         Ok(fsutil::get_xattr(&*self.fd, XATTR_BUCKET_TAGS)?.and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// The owning tenant's account id (`None`: the administrator's).
+    pub fn owner(&self) -> Result<Option<String>> {
+        Ok(fsutil::get_xattr(&*self.fd, XATTR_BUCKET_OWNER)?.and_then(|v| String::from_utf8(v).ok()))
     }
 
     /// The bucket policy document, if any.

@@ -47,7 +47,7 @@ fn fixture(name: &str) -> Fixture {
     std::fs::create_dir_all(&dir).unwrap();
     let journal = Arc::new(RecJournal::default());
     let store = PosixStore::open(&dir.join("root"), journal.clone()).unwrap();
-    store.create_bucket("bkt", "0").unwrap();
+    store.create_bucket("bkt", "0", None).unwrap();
     Fixture { dir, store, journal }
 }
 
@@ -281,7 +281,7 @@ fn abandoned_staging_is_removed_and_journaled() {
 #[test]
 fn buckets_are_directories() {
     let f = fixture("buckets");
-    assert!(matches!(f.store.create_bucket("bkt", "0"), Err(ConnectorError::AlreadyExists(_))));
+    assert!(matches!(f.store.create_bucket("bkt", "0", None), Err(ConnectorError::AlreadyExists(_))));
     put(&f, "x", b"1", &PublishMode::Overwrite).unwrap();
     assert!(matches!(f.store.delete_bucket("bkt"), Err(ConnectorError::NotEmpty(_))));
     f.store.bucket("bkt").unwrap().delete_object(&ObjectKey::parse("x").unwrap()).unwrap();

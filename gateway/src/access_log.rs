@@ -32,6 +32,9 @@ pub struct AuditRecord<'a> {
     pub operation: Option<&'a str>,
     pub bucket: Option<&'a str>,
     pub key: Option<&'a str>,
+    /// For identity changes: what was changed (an IAM ARN, a key id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<&'a str>,
     pub status: u16,
     pub error_code: Option<&'a str>,
     /// For a denial: what decided it.

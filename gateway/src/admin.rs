@@ -15,6 +15,8 @@
 //!
 //! With `STRAIT_ADMIN_TOKEN` set, every catalog and bucket request must carry
 //! `Authorization: Bearer TOKEN`.
+//!
+//! Identity endpoints (`/admin/tenants/...`, always authenticated): see `admin_iam.rs`.
 
 use crate::catalog::{self, Dataset};
 use crate::metrics::Metrics;
@@ -40,11 +42,15 @@ pub struct Admin {
     pub store: PosixStore,
     /// Bearer token required by the catalog API, when set.
     pub token: Option<String>,
+    pub iam: Arc<crate::iam::Iam>,
+    /// The administrator's access key and secret (Basic authentication of the identity API).
+    pub root_credentials: (String, String),
+    pub audit_log: Option<Arc<crate::access_log::AccessLog>>,
 }
 
-type Resp = http::Response<Full<Bytes>>;
+pub(crate) type Resp = http::Response<Full<Bytes>>;
 
-fn text(status: u16, body: String, ctype: &'static str) -> Resp {
+pub(crate) fn text(status: u16, body: String, ctype: &'static str) -> Resp {
     http::Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, ctype)
@@ -52,12 +58,12 @@ fn text(status: u16, body: String, ctype: &'static str) -> Resp {
         .expect("static response parts")
 }
 
-fn json_resp(status: u16, v: &serde_json::Value) -> Resp {
+pub(crate) fn json_resp(status: u16, v: &serde_json::Value) -> Resp {
     text(status, format!("{v:#}\n"), "application/json")
 }
 
 /// An API error: status and message, answered as `{"error": message}`.
-struct ApiError(u16, String);
+pub(crate) struct ApiError(u16, String);
 
 impl ApiError {
     fn into_resp(self) -> Resp {
@@ -65,11 +71,11 @@ impl ApiError {
     }
 }
 
-fn error(status: u16, msg: impl Into<String>) -> ApiError {
+pub(crate) fn error(status: u16, msg: impl Into<String>) -> ApiError {
     ApiError(status, msg.into())
 }
 
-fn query_params(q: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn query_params(q: Option<&str>) -> Vec<(String, String)> {
     q.unwrap_or("")
         .split('&')
         .filter(|p| !p.is_empty())
@@ -100,6 +106,10 @@ impl Admin {
                 Ok(()) => text(200, "ready\n".into(), "text/plain"),
                 Err(e) => text(503, format!("not ready: {e}\n"), "text/plain"),
             },
+            (_, p) if p == "/admin/tenants" || p.starts_with("/admin/tenants/") => {
+                // The identity API authenticates every request itself (see admin_iam.rs).
+                self.clone().tenants_api(req).await.unwrap_or_else(ApiError::into_resp)
+            }
             (_, p) if p == "/catalog" || p.starts_with("/catalog/") || p.starts_with("/admin/") => {
                 if let Some(t) = &self.token {
                     let want = format!("Bearer {t}");

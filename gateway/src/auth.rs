@@ -12,19 +12,29 @@ use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
 use std::collections::HashMap;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
+
+/// A failure of the identity store, answered 500 and logged.
+fn internal(e: String) -> S3Error {
+    tracing::error!(error = %e, "identity store");
+    S3Error::with_message(S3ErrorCode::InternalError, "identity store error")
+}
 
 /// Longest presigned-URL lifetime, as AWS.
 pub const PRESIGN_EXPIRES_SECS_MAX: u64 = 604_800;
 
-/// Credentials known to the gateway (root for now; tenants come with the policy crate).
+/// Credentials known to the gateway: the administrator's (root) pair, held in memory, and the
+/// tenants' access keys, read from the metadata store on every request (so a revoked key fails
+/// its next request).
 pub struct KeyStore {
     keys: HashMap<String, String>,
+    iam: Option<Arc<crate::iam::Iam>>,
 }
 
 impl KeyStore {
-    pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
-        Self { keys: pairs.into_iter().collect() }
+    pub fn new(pairs: impl IntoIterator<Item = (String, String)>, iam: Option<Arc<crate::iam::Iam>>) -> Self {
+        Self { keys: pairs.into_iter().collect(), iam }
     }
 }
 
@@ -38,12 +48,15 @@ impl S3Auth for KeyStore {
                 found = Some(v);
             }
         }
-        match found {
-            Some(secret) => Ok(SecretKey::from(secret.clone())),
-            None => {
-                Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
+        if let Some(secret) = found {
+            return Ok(SecretKey::from(secret.clone()));
+        }
+        if let Some(iam) = &self.iam {
+            if let Some(secret) = iam.secret(access_key).map_err(internal)? {
+                return Ok(SecretKey::from(secret));
             }
         }
+        Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
     }
 }
 
@@ -55,6 +68,18 @@ pub struct Gate {
     pub store: strait_connectors::PosixStore,
     /// Recently read bucket policies (shared with the policy operations, which invalidate it).
     pub policies: std::sync::Arc<crate::s3::policy::PolicyCache>,
+    /// The administrator's access key (every other key is a tenant's).
+    pub root_key: String,
+    pub iam: Arc<crate::iam::Iam>,
+}
+
+/// Who sent a request.
+#[derive(Clone)]
+pub enum Caller {
+    Anonymous,
+    /// The administrator (root credentials).
+    Admin,
+    Tenant(Arc<crate::iam::Principal>),
 }
 
 /// The connection a request came on (set by the front service): policy condition keys
@@ -100,6 +125,68 @@ impl Gate {
         Ok(self.policy_explain(cx, op, bucket, key, conn).await?.map(|(d, _)| d))
     }
 
+    /// An anonymous request a policy or ACL lets into a tenant's bucket runs as the owning
+    /// tenant's POSIX identity: the kernel then refuses what the owner itself could not read.
+    async fn bind_owner(&self, bucket: &str) -> S3Result<()> {
+        let crate::s3::policy::Owner::Account(acct) = self.policies.owner(&self.store, bucket).await? else {
+            return Ok(());
+        };
+        let tenant = self.iam.meta.tenant_by_account(&acct).map_err(S3Error::internal_error)?;
+        let Some(t) = tenant else {
+            // An owner that is no tenant (deleted): nobody's identity to run as.
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        };
+        if strait_connectors::ident::available().is_err()
+            || !crate::s3::io::set_request_identity(crate::iam::posix_of(&t.posix))
+        {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
+        Ok(())
+    }
+
+    /// Whether the caller may do `op` on `bucket`/`key` (for routes that judge several objects
+    /// in one request, such as the lease route). For a tenant's user it also binds the
+    /// request's file-system work to the user's POSIX identity.
+    pub async fn may(
+        &self,
+        rv: &ReqView<'_>,
+        op: &str,
+        bucket: &str,
+        key: Option<&str>,
+        conn: Option<ConnInfo>,
+    ) -> S3Result<bool> {
+        match self.caller(rv)? {
+            Caller::Tenant(p) => {
+                let (ok, _) = self.tenant_decision(rv, op, Some(bucket), key, conn, &p).await?;
+                if strait_connectors::ident::available().is_err()
+                    || !crate::s3::io::set_request_identity(p.posix.clone())
+                {
+                    return Err(s3_error!(AccessDenied, "Access Denied"));
+                }
+                Ok(ok)
+            }
+            _ => {
+                Ok(self.policy_decision(rv, op, bucket, key, conn).await?
+                    != Some(strait_policy::Decision::ExplicitDeny))
+            }
+        }
+    }
+
+    /// Who sent the request: anonymous, the administrator, or a tenant's user (read from the
+    /// metadata store now, so a key revoked since the signature check is refused).
+    pub fn caller(&self, cx: &ReqView<'_>) -> S3Result<Caller> {
+        let Some(c) = cx.credentials else { return Ok(Caller::Anonymous) };
+        if bool::from(c.access_key.as_bytes().ct_eq(self.root_key.as_bytes())) {
+            return Ok(Caller::Admin);
+        }
+        match self.iam.principal(&c.access_key).map_err(internal)? {
+            Some(p) => Ok(Caller::Tenant(Arc::new(p))),
+            None => {
+                Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
+            }
+        }
+    }
+
     /// [`Gate::policy_decision`] with the statement that decided (for the audit log).
     pub async fn policy_explain(
         &self,
@@ -109,23 +196,50 @@ impl Gate {
         key: Option<&str>,
         conn: Option<ConnInfo>,
     ) -> S3Result<Option<(strait_policy::Decision, Option<String>)>> {
+        let caller = self.caller(cx)?;
         let Some(action) = crate::s3::policy::action_for(op) else { return Ok(None) };
         // No policy, or no such bucket (the operation answers NoSuchBucket itself).
         let Some(cached) = self.policies.get(&self.store, bucket).await? else { return Ok(None) };
+        let req = self.request_for(cx, action, (bucket, key), conn, &caller, cached.uses_object_tags).await?;
+        let (d, i) = cached.policy.explain(&req);
+        Ok(Some((d, i.map(|i| cached.policy.label(i)))))
+    }
 
+    /// The policy-language view of a request: action, resource, the caller's principal
+    /// identifiers and the condition keys.
+    pub async fn request_for(
+        &self,
+        cx: &ReqView<'_>,
+        action: &str,
+        (bucket, key): (&str, Option<&str>),
+        conn: Option<ConnInfo>,
+        caller: &Caller,
+        object_tags: bool,
+    ) -> S3Result<strait_policy::Request> {
         let mut req = strait_policy::Request {
             action: action.to_owned(),
             resource: crate::s3::policy::resource_arn(bucket, key),
             ..Default::default()
         };
         let signed = cx.credentials.is_some();
-        if let Some(c) = cx.credentials {
-            req.principals =
-                vec![format!("arn:aws:iam::{ACCOUNT_ID}:root"), ACCOUNT_ID.to_owned(), c.access_key.clone()];
-            req = req.with("aws:userid", ACCOUNT_ID).with("aws:PrincipalType", "Account");
-            req = req.with("aws:PrincipalAccount", ACCOUNT_ID);
-        } else {
-            req = req.with("aws:PrincipalType", "Anonymous");
+        match caller {
+            Caller::Admin => {
+                let ak = cx.credentials.map(|c| c.access_key.clone()).unwrap_or_default();
+                req.principals = vec![format!("arn:aws:iam::{ACCOUNT_ID}:root"), ACCOUNT_ID.to_owned(), ak];
+                req = req.with("aws:userid", ACCOUNT_ID).with("aws:PrincipalType", "Account");
+                req = req.with("aws:PrincipalAccount", ACCOUNT_ID);
+            }
+            Caller::Tenant(p) => {
+                let acct = p.account().to_owned();
+                req.principals = vec![p.arn(), acct.clone(), format!("arn:aws:iam::{acct}:root"), p.access_key.clone()];
+                req = req.with("aws:userid", p.user.user_id.clone()).with("aws:username", p.user.name.clone());
+                req = req.with("aws:PrincipalType", "User").with("aws:PrincipalAccount", acct);
+                req = req.with("aws:PrincipalArn", p.arn());
+                for (k, v) in &p.user.tags {
+                    req = req.with(&format!("aws:PrincipalTag/{k}"), v.clone());
+                }
+            }
+            Caller::Anonymous => req = req.with("aws:PrincipalType", "Anonymous"),
         }
         if let Some(ci) = conn {
             if let Some(p) = ci.peer {
@@ -156,9 +270,9 @@ impl Gate {
                 }
             }
         }
-        // s3:ExistingObjectTag/<key>: the object's current tags, read only when the policy asks.
+        // s3:ExistingObjectTag/<key>: the object's current tags, read only when a policy asks.
         if let Some(k) = key {
-            if cached.uses_object_tags {
+            if object_tags {
                 let (store, name, k) = (self.store.clone(), bucket.to_owned(), k.to_owned());
                 let tags = crate::s3::io::submit(move || {
                     let key = strait_connectors::ObjectKey::parse(&k)?;
@@ -172,8 +286,7 @@ impl Gate {
                 }
             }
         }
-        let (d, i) = cached.policy.explain(&req);
-        Ok(Some((d, i.map(|i| cached.policy.label(i)))))
+        Ok(req)
     }
 }
 
@@ -340,6 +453,26 @@ impl S3Access for Gate {
         }
         let conn = cx.extensions_mut().get::<ConnInfo>().copied();
         let rv = ReqView::of(cx);
+        if let Caller::Tenant(p) = self.caller(&rv)? {
+            let op = cx.s3_op().name();
+            let r = self.check_tenant(&rv, op, bucket.as_deref(), key.as_deref(), conn, &p).await;
+            match r {
+                Ok(hide_missing) => {
+                    if let Some(info) = cx.extensions_mut().get::<std::sync::Arc<crate::access_log::ReqInfo>>() {
+                        let _ = info.principal.set(p.arn());
+                        if hide_missing {
+                            let _ = info.hide_missing.set(());
+                        }
+                    }
+                    cx.extensions_mut().insert(p);
+                    return Ok(());
+                }
+                Err((e, why)) => {
+                    set_decided_by(cx, why);
+                    return Err(e);
+                }
+            }
+        }
         if let Some(b) = bucket.as_deref() {
             let op = cx.s3_op().name();
             match self.policy_explain(&rv, op, b, key.as_deref(), conn).await? {
@@ -360,6 +493,7 @@ impl S3Access for Gate {
                             }
                         }
                     }
+                    self.bind_owner(b).await?;
                     return Ok(());
                 }
                 _ => {}
@@ -380,6 +514,7 @@ impl S3Access for Gate {
                         }
                     }
                 }
+                self.bind_owner(b).await?;
                 return Ok(());
             }
         }
@@ -393,6 +528,129 @@ impl S3Access for Gate {
             set_decided_by(cx, why);
         }
         r
+    }
+}
+
+/// Whether a policy's conditions read `s3:ExistingObjectTag/...`.
+pub fn uses_object_tags(p: &strait_policy::Policy) -> bool {
+    p.statements
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .any(|c| c.key.get(..21).is_some_and(|k| k.eq_ignore_ascii_case("s3:ExistingObjectTag/")))
+}
+
+/// The IAM action of an operation a tenant's user may call: [`crate::s3::policy::action_for`],
+/// `s3:ListAllMyBuckets` for ListBuckets, else `s3:<Operation>` (so that `s3:*` reaches the
+/// operations Strait answers 501 NotImplemented).
+fn tenant_action(op: &str) -> String {
+    match crate::s3::policy::action_for(op) {
+        Some(a) => a.to_owned(),
+        None if op == "ListBuckets" => "s3:ListAllMyBuckets".to_owned(),
+        None => format!("s3:{op}"),
+    }
+}
+
+impl Gate {
+    /// The access decision for a tenant's user, as AWS decides it: an explicit Deny in the
+    /// user's identity policies or the bucket policy refuses; within the bucket owner's account
+    /// an Allow from either suffices; across accounts both must allow. Then the request's file-
+    /// system work is bound to the user's POSIX identity, so the kernel has the last word.
+    /// Returns whether a missing key must be answered 403 (the user may not list the bucket).
+    async fn check_tenant(
+        &self,
+        rv: &ReqView<'_>,
+        op: &str,
+        bucket: Option<&str>,
+        key: Option<&str>,
+        conn: Option<ConnInfo>,
+        p: &Arc<crate::iam::Principal>,
+    ) -> Result<bool, (S3Error, String)> {
+        let denied = |why: String| (s3_error!(AccessDenied, "Access Denied"), why);
+        self.check_request(rv).map_err(|e| {
+            let why = e.message().unwrap_or("refused").to_owned();
+            (e, why)
+        })?;
+        let (ok, why) = self
+            .tenant_decision(rv, op, bucket, key, conn, p)
+            .await
+            .map_err(|e| (e, "error while deciding".to_owned()))?;
+        if !ok {
+            return Err(denied(why));
+        }
+        if let Err(e) = strait_connectors::ident::available() {
+            return Err(denied(format!("cannot run as {}'s POSIX identity: {e}", p.arn())));
+        }
+        if !crate::s3::io::set_request_identity(p.posix.clone()) {
+            return Err(denied("no request scope to bind the POSIX identity to".into()));
+        }
+        let mut hide = false;
+        if matches!(op, "GetObject" | "HeadObject" | "GetObjectAttributes" | "GetObjectTagging") {
+            let (list, _) = self
+                .tenant_decision(rv, "ListObjectsV2", bucket, None, conn, p)
+                .await
+                .map_err(|e| (e, "error while deciding".to_owned()))?;
+            hide = !list;
+        }
+        Ok(hide)
+    }
+
+    /// Whether a tenant's user may do `op` (see [`Gate::check_tenant`]), and why.
+    async fn tenant_decision(
+        &self,
+        rv: &ReqView<'_>,
+        op: &str,
+        bucket: Option<&str>,
+        key: Option<&str>,
+        conn: Option<ConnInfo>,
+        p: &Arc<crate::iam::Principal>,
+    ) -> S3Result<(bool, String)> {
+        let caller = Caller::Tenant(p.clone());
+        let action = tenant_action(op);
+        let bucket_name = bucket.unwrap_or("");
+        let cached = match bucket {
+            Some(b) if op != "CreateBucket" => self.policies.get(&self.store, b).await?,
+            _ => None,
+        };
+        let tags = cached.as_ref().is_some_and(|c| c.uses_object_tags)
+            || p.policies.iter().any(|(_, pol)| uses_object_tags(pol));
+        let mut req = self.request_for(rv, &action, (bucket_name, key), conn, &caller, tags).await?;
+        if bucket.is_none() {
+            req.resource = "*".into();
+        }
+        let (idd, idwhy) = p.explain(&req);
+        let (bpd, bpwhy) = match &cached {
+            Some(c) => {
+                let (d, i) = c.policy.explain(&req);
+                (d, i.map(|i| format!("bucket policy of {bucket_name}, {}", c.policy.label(i))))
+            }
+            None => (strait_policy::Decision::ImplicitDeny, None),
+        };
+        use strait_policy::Decision::*;
+        if idd == ExplicitDeny {
+            return Ok((false, format!("explicit Deny in {}", idwhy.unwrap_or_default())));
+        }
+        if bpd == ExplicitDeny {
+            return Ok((false, format!("explicit Deny in the {}", bpwhy.unwrap_or_default())));
+        }
+        use crate::s3::policy::Owner;
+        let owner = match bucket {
+            Some(b) if op != "CreateBucket" => self.policies.owner(&self.store, b).await?,
+            _ => Owner::Account(p.account().to_owned()),
+        };
+        if owner == Owner::Missing {
+            // Let the operation answer NoSuchBucket, under the user's identity.
+            return Ok((true, format!("no bucket {bucket_name}")));
+        }
+        let same = owner == Owner::Account(p.account().to_owned());
+        let ok = if same { idd == Allow || bpd == Allow } else { idd == Allow && bpd == Allow };
+        let why = if ok {
+            idwhy.or(bpwhy).unwrap_or_default()
+        } else if same || idd != Allow {
+            format!("no statement of {}'s identity policies or the bucket policy allows {action}", p.arn())
+        } else {
+            format!("{action} across accounts needs the bucket policy of {bucket_name} to allow it too")
+        };
+        Ok((ok, why))
     }
 }
 

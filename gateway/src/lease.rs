@@ -156,8 +156,7 @@ impl S3Route for LeaseRoute {
         // blocking call.
         let mut allowed = Vec::with_capacity(parsed.objects.len());
         for n in &parsed.objects {
-            let d = self.gate.policy_decision(&rv, "GetObject", &n.bucket, Some(&n.key), conn).await?;
-            allowed.push(d != Some(strait_policy::Decision::ExplicitDeny));
+            allowed.push(self.gate.may(&rv, "GetObject", &n.bucket, Some(&n.key), conn).await?);
         }
         let store = self.store.clone();
         let direct = self.settings.direct;

@@ -2,9 +2,12 @@
 
 mod access_log;
 mod admin;
+mod admin_iam;
 mod auth;
 mod catalog;
+mod cli_iam;
 mod config;
+mod iam;
 mod lease;
 mod links;
 mod metrics;
@@ -112,6 +115,41 @@ enum AdminCmd {
     Policy {
         #[command(subcommand)]
         cmd: PolicyCmd,
+    },
+    /// Tenants (accounts) and their POSIX identities, through a running gateway's admin listener.
+    Tenant {
+        #[command(flatten)]
+        conn: cli_iam::Conn,
+        #[command(subcommand)]
+        cmd: cli_iam::TenantCmd,
+    },
+    /// A tenant's users.
+    User {
+        #[command(flatten)]
+        conn: cli_iam::Conn,
+        #[command(subcommand)]
+        cmd: cli_iam::UserCmd,
+    },
+    /// A tenant's groups.
+    Group {
+        #[command(flatten)]
+        conn: cli_iam::Conn,
+        #[command(subcommand)]
+        cmd: cli_iam::GroupCmd,
+    },
+    /// Users' access keys.
+    Key {
+        #[command(flatten)]
+        conn: cli_iam::Conn,
+        #[command(subcommand)]
+        cmd: cli_iam::KeyCmd,
+    },
+    /// A tenant's identity policies, with their versions.
+    IdentityPolicy {
+        #[command(flatten)]
+        conn: cli_iam::Conn,
+        #[command(subcommand)]
+        cmd: cli_iam::IdPolicyCmd,
     },
 }
 
@@ -254,6 +292,11 @@ fn main() -> std::process::ExitCode {
         Cmd::Index { cmd } => index_cmd(cmd),
         Cmd::Admin { cmd: AdminCmd::Bucket { cmd } } => bucket_cmd(cmd),
         Cmd::Admin { cmd: AdminCmd::Policy { cmd } } => policy_cmd(cmd),
+        Cmd::Admin { cmd: AdminCmd::Tenant { conn, cmd } } => cli_iam::tenant(&conn, cmd),
+        Cmd::Admin { cmd: AdminCmd::User { conn, cmd } } => cli_iam::user(&conn, cmd),
+        Cmd::Admin { cmd: AdminCmd::Group { conn, cmd } } => cli_iam::group(&conn, cmd),
+        Cmd::Admin { cmd: AdminCmd::Key { conn, cmd } } => cli_iam::key(&conn, cmd),
+        Cmd::Admin { cmd: AdminCmd::IdentityPolicy { conn, cmd } } => cli_iam::policy(&conn, cmd),
         Cmd::Catalog { admin, token, cmd } => catalog_cmd(&admin, token.as_deref(), cmd),
     };
     match result {
@@ -521,32 +564,29 @@ struct Journal(Arc<MetaStore>, bool);
 
 impl strait_connectors::SideState for Journal {
     fn record(&self, path: &Path) -> strait_connectors::Result<()> {
-        self.0
-            .record_staging(path)
+        privileged(|| self.0.record_staging(path))
             .map_err(|e| strait_connectors::ConnectorError::Busy(format!("staging journal: {e}")))
     }
     fn forget(&self, path: &Path) {
-        if let Err(e) = self.0.forget_staging(path) {
+        if let Err(e) = privileged(|| self.0.forget_staging(path)) {
             tracing::warn!(error = %e, path = %path.display(), "staging journal");
         }
     }
     fn put_meta(&self, inode: &str, record: &[u8]) -> strait_connectors::Result<()> {
-        self.0
-            .put_object_meta(inode, record)
+        privileged(|| self.0.put_object_meta(inode, record))
             .map_err(|e| strait_connectors::ConnectorError::Busy(format!("metadata side table: {e}")))
     }
     fn get_meta(&self, inode: &str) -> strait_connectors::Result<Option<Vec<u8>>> {
-        self.0
-            .object_meta(inode)
+        privileged(|| self.0.object_meta(inode))
             .map_err(|e| strait_connectors::ConnectorError::Busy(format!("metadata side table: {e}")))
     }
     fn delete_meta(&self, inode: &str) {
-        if let Err(e) = self.0.delete_object_meta(inode) {
+        if let Err(e) = privileged(|| self.0.delete_object_meta(inode)) {
             tracing::warn!(error = %e, inode, "metadata side table");
         }
     }
     fn object_changed(&self, bucket: &str, key: &str, tags: &[(String, String)]) {
-        if let Err(e) = self.0.set_object_tags(bucket, key, tags) {
+        if let Err(e) = privileged(|| self.0.set_object_tags(bucket, key, tags)) {
             tracing::warn!(error = %e, bucket, key, "object tag index");
         }
     }
@@ -555,13 +595,17 @@ impl strait_connectors::SideState for Journal {
     }
 }
 
+/// The metadata store's files belong to the gateway: a closure running under a tenant's
+/// identity leaves it for these calls (`ident::privileged`).
+use strait_connectors::ident::privileged;
+
 fn index_err(e: strait_metadata::MetaError) -> strait_connectors::ConnectorError {
     strait_connectors::ConnectorError::Busy(format!("listing index: {e}"))
 }
 
 impl strait_connectors::index::ListIndex for Journal {
     fn stamp(&self, bucket: &str, dir: &str) -> strait_connectors::Result<Option<strait_connectors::index::DirStamp>> {
-        let v = self.0.dir_stamp(bucket, dir).map_err(index_err)?;
+        let v = privileged(|| self.0.dir_stamp(bucket, dir)).map_err(index_err)?;
         Ok(v.and_then(|v| strait_connectors::index::DirStamp::decode(&v)))
     }
     fn children(
@@ -571,7 +615,7 @@ impl strait_connectors::index::ListIndex for Journal {
         from: &str,
         limit: usize,
     ) -> strait_connectors::Result<Vec<(String, Vec<u8>)>> {
-        self.0.dir_children(bucket, dir, from, limit).map_err(index_err)
+        privileged(|| self.0.dir_children(bucket, dir, from, limit)).map_err(index_err)
     }
     fn apply(
         &self,
@@ -581,7 +625,8 @@ impl strait_connectors::index::ListIndex for Journal {
     ) -> strait_connectors::Result<()> {
         let stamp = batch.stamp.map(|s| s.encode());
         let info = batch.info.map(|i| i.encode()).unwrap_or_default();
-        self.0.apply_dir(bucket, dir, &batch.add, &batch.remove, stamp.as_deref(), &info).map_err(index_err)
+        privileged(|| self.0.apply_dir(bucket, dir, &batch.add, &batch.remove, stamp.as_deref(), &info))
+            .map_err(index_err)
     }
     fn cache_meta(
         &self,
@@ -589,10 +634,10 @@ impl strait_connectors::index::ListIndex for Journal {
         key: &str,
         meta: &strait_connectors::index::CachedMeta,
     ) -> strait_connectors::Result<()> {
-        self.0.put_listing_entry(bucket, key, &meta.encode()).map_err(index_err)
+        privileged(|| self.0.put_listing_entry(bucket, key, &meta.encode())).map_err(index_err)
     }
     fn drop_bucket(&self, bucket: &str) -> strait_connectors::Result<()> {
-        self.0.drop_listing(bucket).map_err(index_err)
+        privileged(|| self.0.drop_listing(bucket)).map_err(index_err)
     }
 }
 
@@ -618,6 +663,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         },
     )?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
+    // The state directory holds the master key and every tenant's metadata (it may sit inside
+    // the served tree): the gateway's alone.
+    std::fs::set_permissions(&cfg.state_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
     let meta = Arc::new(MetaStore::open(&cfg.state_dir.join("db")).map_err(|e| format!("metadata store: {e}"))?);
     let (ak, sk) = root_credentials(&meta)?;
     let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone(), cfg.listing_index)))
@@ -646,9 +695,27 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         owner: ak.clone(),
         policies: policies.clone(),
     };
+    let master_path = std::env::var_os("STRAIT_MASTER_KEY_FILE")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cfg.state_dir.join("master.key"));
+    let iam = Arc::new(iam::Iam { meta: admin_meta.clone(), master: iam::MasterKey::load_or_create(&master_path)? });
+    let tenants = iam.meta.tenants().map_err(|e| format!("metadata store: {e}"))?.len();
+    if tenants > 0 {
+        match strait_connectors::ident::available() {
+            Ok(()) => eprintln!("strait: {tenants} tenant(s); file-system work runs as each tenant's POSIX identity"),
+            Err(e) => eprintln!("strait: WARNING: {tenants} tenant(s) but POSIX identities cannot be switched ({e}): tenants' requests are refused"),
+        }
+    }
     let mut b = s3s::service::S3ServiceBuilder::new(strait);
-    b.set_auth(auth::KeyStore::new([(ak, sk)]));
-    let gate = auth::Gate { allow_sigv2: cfg.allow_sigv2, store: gate_store.clone(), policies };
+    b.set_auth(auth::KeyStore::new([(ak.clone(), sk.clone())], Some(iam.clone())));
+    let gate = auth::Gate {
+        allow_sigv2: cfg.allow_sigv2,
+        store: gate_store.clone(),
+        policies,
+        root_key: ak.clone(),
+        iam: iam.clone(),
+    };
     b.set_access(gate.clone());
     b.set_route(lease::LeaseRoute { gate, store: gate_store, settings: cfg.lease.clone() });
     let mut s3cfg = s3s::config::S3Config::default();
@@ -659,6 +726,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     let service = b.build();
     let metrics = Arc::new(metrics::Metrics::new());
+    let audit_log = match cfg.audit_log.as_deref() {
+        Some(dest) => Some(access_log::AccessLog::open(dest).map_err(|e| format!("audit log {dest}: {e}"))?),
+        None => None,
+    };
     let admin = admin::Admin {
         metrics: metrics.clone(),
         root: cfg.root.clone(),
@@ -666,10 +737,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         meta: admin_meta,
         store: admin_store,
         token: std::env::var("STRAIT_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
-    };
-    let audit_log = match cfg.audit_log.as_deref() {
-        Some(dest) => Some(access_log::AccessLog::open(dest).map_err(|e| format!("audit log {dest}: {e}"))?),
-        None => None,
+        iam: iam.clone(),
+        root_credentials: (ak.clone(), sk.clone()),
+        audit_log: audit_log.clone(),
     };
     let access_log = match cfg.access_log.as_deref() {
         Some(dest) => Some(access_log::AccessLog::open(dest).map_err(|e| format!("access log {dest}: {e}"))?),

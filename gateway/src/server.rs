@@ -116,7 +116,10 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
                 as Self::Future,
             None => {
                 let _e = span.enter();
-                hyper::service::Service::call(&self.inner, req)
+                // The request's POSIX identity, set by the access check, applies to every piece
+                // of file-system work this task submits (`s3::io::submit`).
+                let scope = Arc::new(std::sync::OnceLock::new());
+                Box::pin(crate::s3::io::REQUEST_IDENTITY.scope(scope, hyper::service::Service::call(&self.inner, req)))
             }
         };
         Box::pin(async move {
@@ -165,6 +168,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
                         operation: Some(op).filter(|o| !o.is_empty()),
                         bucket: info.bucket.get().map(String::as_str),
                         key: info.key.get().map(String::as_str),
+                        resource: None,
                         status,
                         error_code: error_code.as_deref(),
                         decided_by: info.decided_by.get().map(String::as_str),

@@ -18,6 +18,7 @@
 //! | `objtags` | `bucket 0x00 key` | the object's indexed tag set (JSON pairs), to replace its `tags` entries |
 //! | `listing` | `bucket 0x00 key`, directories as `key/` | a listing-index entry: empty, or the file's cached metadata (connectors' `index::CachedMeta`) |
 //! | `dirstamps` | `bucket 0x00 dir` (`""` or `a/b/`) | the stamp of a trusted directory snapshot (connectors' `index::DirStamp`) |
+//! | `iam` | `kind 0x00 ...` | tenants, users, groups, access keys, identity policies ([`iam`]) |
 //!
 //! `listing` and `dirstamps` are derived data (rebuilt from the file system on demand) and are
 //! written without sync. In `listing`, byte order is S3 key order: a directory `d/` sorts
@@ -44,7 +45,8 @@ const CF_BUCKETS: &str = "buckets";
 const CF_DATASETS: &str = "datasets";
 const CF_TAGS: &str = "tags";
 const CF_OBJTAGS: &str = "objtags";
-const ALL_CFS: [&str; 12] = [
+const CF_IAM: &str = "iam";
+const ALL_CFS: [&str; 13] = [
     CF_CONFIG,
     CF_UPLOADS,
     CF_UPLOAD_IDS,
@@ -57,7 +59,11 @@ const ALL_CFS: [&str; 12] = [
     CF_DATASETS,
     CF_TAGS,
     CF_OBJTAGS,
+    CF_IAM,
 ];
+
+pub mod iam;
+pub use iam::{GroupRecord, KeyRecord, PolicyRecord, PolicyVersion, PosixRecord, TenantRecord, UserRecord};
 
 /// Format version of every value written by this build.
 pub const FORMAT_VERSION: u32 = 1;
@@ -70,6 +76,8 @@ pub enum MetaError {
     Corrupt { table: &'static str, reason: String },
     #[error("column family {0} missing")]
     MissingTable(&'static str),
+    #[error("{0}")]
+    Conflict(String),
 }
 
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;

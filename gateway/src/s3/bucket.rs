@@ -32,11 +32,33 @@ pub async fn create_bucket(s: &Strait, req: S3Request<CreateBucketInput>) -> S3R
         .as_ref()
         .and_then(|c| c.location_constraint.as_ref())
         .is_none_or(|l| l.as_str().is_empty() || l.as_str() == "us-east-1");
-    match fs(move || store.create_bucket(&name, &now_unix().to_string())).await {
+    // A tenant's bucket records its owner and gets the tenant's uid/gid (mode 0750). The
+    // directory is made by the gateway itself: the served root is not writable by tenants.
+    let tenant = super::principal(&req);
+    let owner = tenant
+        .as_ref()
+        .map(|p| strait_connectors::BucketOwner { account: p.account().to_owned(), posix: Some(p.posix.clone()) });
+    let mine = owner.as_ref().map(|o| o.account.clone());
+    let r = fs(move || {
+        strait_connectors::ident::privileged(|| {
+            match store.create_bucket(&name, &now_unix().to_string(), owner.as_ref()) {
+                Err(strait_connectors::ConnectorError::AlreadyExists(n)) => {
+                    let existing = store.bucket(&name).and_then(|b| b.owner()).ok().flatten();
+                    Err(if existing == mine {
+                        strait_connectors::ConnectorError::AlreadyExists(n)
+                    } else {
+                        strait_connectors::ConnectorError::OwnedByOther(n)
+                    })
+                }
+                r => r,
+            }
+        })
+    })
+    .await;
+    match r {
         Ok(()) => {}
         // In us-east-1 (no LocationConstraint) re-creating a bucket you own answers 200; other
-        // regions answer 409. All
-        // buckets belong to the one administrator until tenants exist.
+        // regions answer 409. A bucket of another account answers 409 BucketAlreadyExists.
         Err(e) if e.code() == &s3s::S3ErrorCode::BucketAlreadyOwnedByYou && legacy_region => {}
         Err(e) => return Err(e),
     }
@@ -50,7 +72,8 @@ pub async fn create_bucket(s: &Strait, req: S3Request<CreateBucketInput>) -> S3R
 pub async fn delete_bucket(s: &Strait, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
     let store = s.store.clone();
     let name = req.input.bucket.clone();
-    fs(move || store.delete_bucket(&name)).await?;
+    // rmdir in the served root is the gateway's own work (the root is not writable by tenants).
+    fs(move || strait_connectors::ident::privileged(|| store.delete_bucket(&name))).await?;
     s.meta.drop_bucket_uploads(&req.input.bucket).map_err(super::error::meta_err)?;
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
@@ -63,7 +86,12 @@ pub async fn head_bucket(s: &Strait, req: S3Request<HeadBucketInput>) -> S3Resul
 pub async fn list_buckets(s: &Strait, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
     let store = s.store.clone();
     let valid = |n: &str| s3s::path::check_bucket_name(n);
-    let all = fs(move || store.list_buckets(valid)).await?;
+    let mut all = fs(move || store.list_buckets(valid)).await?;
+    // A tenant's user sees its account's buckets (AWS: ListBuckets lists the caller's own).
+    let tenant = super::principal(&req);
+    if let Some(p) = &tenant {
+        all.retain(|b| b.owner.as_deref() == Some(p.account()));
+    }
     let prefix = req.input.prefix.clone().unwrap_or_default();
     let max = match req.input.max_buckets {
         Some(n) if !(1..=10_000).contains(&n) => {

@@ -27,6 +27,10 @@ pub fn s3_error(e: ConnectorError, not_found: S3ErrorCode) -> S3Error {
         }
         ConnectorError::NoSuchBucket(_) => S3Error::new(S3ErrorCode::NoSuchBucket),
         ConnectorError::AlreadyExists(m) => S3Error::with_message(S3ErrorCode::BucketAlreadyOwnedByYou, m),
+        ConnectorError::OwnedByOther(_) => S3Error::with_message(
+            S3ErrorCode::BucketAlreadyExists,
+            "The requested bucket name is not available. The bucket namespace is shared by all users of the system.",
+        ),
         ConnectorError::NotEmpty(m) => S3Error::with_message(S3ErrorCode::BucketNotEmpty, m),
         ConnectorError::PermissionDenied(m) => S3Error::with_message(S3ErrorCode::AccessDenied, m),
         ConnectorError::StorageFull(m) => custom(CODE_STORAGE_FULL, S::INSUFFICIENT_STORAGE, m),

@@ -87,11 +87,32 @@ where
     }
     QUEUE_DEPTH.fetch_add(1, Relaxed);
     let span = tracing::Span::current();
+    let who = request_identity();
     tokio::task::spawn_blocking(move || {
         let _done = Queued;
-        span.in_scope(f)
+        match who {
+            Some(id) => strait_connectors::ident::run_as(&id, || span.in_scope(f)),
+            None => span.in_scope(f),
+        }
     })
     .await
+}
+
+tokio::task_local! {
+    /// The POSIX identity the current request's file-system work runs as, set by the access
+    /// check once it knows the principal (empty: the gateway's own identity).
+    pub static REQUEST_IDENTITY: std::sync::Arc<std::sync::OnceLock<strait_connectors::ident::PosixId>>;
+}
+
+/// The identity [`submit`] runs closures as in this task.
+pub fn request_identity() -> Option<strait_connectors::ident::PosixId> {
+    REQUEST_IDENTITY.try_with(|c| c.get().cloned()).ok().flatten()
+}
+
+/// Set the current request's identity; false when this task has no request scope (or it is
+/// already set to something else), in which case the caller must refuse the request.
+pub fn set_request_identity(id: strait_connectors::ident::PosixId) -> bool {
+    REQUEST_IDENTITY.try_with(|c| c.get_or_init(|| id.clone()) == &id).unwrap_or(false)
 }
 
 /// Run blocking file-system work off the async threads; map connector errors with `map`.

@@ -55,6 +55,12 @@ pub fn caller<T>(req: &S3Request<T>) -> S3Result<String> {
     req.credentials.as_ref().map(|c| c.access_key.clone()).ok_or_else(|| s3_error!(AccessDenied))
 }
 
+/// The tenant's user behind a request (set by the access check; `None`: the administrator or
+/// an anonymous caller).
+pub fn principal<T>(req: &S3Request<T>) -> Option<Arc<crate::iam::Principal>> {
+    req.extensions.get::<Arc<crate::iam::Principal>>().cloned()
+}
+
 #[async_trait::async_trait]
 impl S3 for Strait {
     async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {

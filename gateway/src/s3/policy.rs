@@ -29,6 +29,18 @@ type Cached = Option<std::sync::Arc<CachedPolicy>>;
 #[derive(Default)]
 pub struct PolicyCache {
     entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Cached)>>,
+    owners: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Owner)>>,
+}
+
+/// Who a bucket belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// No such bucket (the operation answers NoSuchBucket).
+    Missing,
+    /// The administrator's account (buckets created with the root credentials, linked buckets).
+    Admin,
+    /// A tenant's account id.
+    Account(String),
 }
 
 impl PolicyCache {
@@ -71,6 +83,34 @@ impl PolicyCache {
 
     pub fn invalidate(&self, bucket: &str) {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(bucket);
+        self.owners.lock().unwrap_or_else(|p| p.into_inner()).remove(bucket);
+    }
+
+    /// Who owns the bucket (the `user.strait.bucket-owner` xattr), read as the gateway itself;
+    /// cached as long as policies are.
+    pub async fn owner(&self, store: &strait_connectors::PosixStore, bucket: &str) -> S3Result<Owner> {
+        if let Some((at, v)) = self.owners.lock().unwrap_or_else(|p| p.into_inner()).get(bucket) {
+            if at.elapsed() < POLICY_CACHE_TTL {
+                return Ok(v.clone());
+            }
+        }
+        let (store, name) = (store.clone(), bucket.to_owned());
+        let v = super::io::submit(move || match store.bucket(&name) {
+            Ok(b) => match b.owner() {
+                Ok(Some(a)) => Owner::Account(a),
+                Ok(None) => Owner::Admin,
+                Err(_) => Owner::Admin,
+            },
+            Err(_) => Owner::Missing,
+        })
+        .await
+        .map_err(s3s::S3Error::internal_error)?;
+        let mut m = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() > 10_000 {
+            m.retain(|_, (at, _)| at.elapsed() < POLICY_CACHE_TTL);
+        }
+        m.insert(bucket.to_owned(), (std::time::Instant::now(), v.clone()));
+        Ok(v)
     }
 }
 
