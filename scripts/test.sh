@@ -75,6 +75,8 @@ end
 begin tools
 [ -d /usr/local/go/bin ] && export PATH="$PATH:/usr/local/go/bin"
 export STRAIT_OTLP_RECEIVER="$(bash "$repo/scripts/build-otlp-receiver.sh")"
+# The OpenID provider of the federation tests (tests/oidc-provider; npm, a few seconds).
+export STRAIT_OIDC_PROVIDER="$(bash "$repo/scripts/install-oidc-provider.sh")"
 end
 
 # (b3) the PyTorch environment for tests/e2e/test_pytorch.py: Debian's CPU-only torch in a venv

@@ -106,6 +106,9 @@ impl Admin {
                 Ok(()) => text(200, "ready\n".into(), "text/plain"),
                 Err(e) => text(503, format!("not ready: {e}\n"), "text/plain"),
             },
+            (_, p) if p == "/admin/oidc" || p.starts_with("/admin/oidc/") => {
+                self.clone().oidc_api(req).await.unwrap_or_else(ApiError::into_resp)
+            }
             (_, p) if p == "/admin/tenants" || p.starts_with("/admin/tenants/") => {
                 // The identity API authenticates every request itself (see admin_iam.rs).
                 self.clone().tenants_api(req).await.unwrap_or_else(ApiError::into_resp)

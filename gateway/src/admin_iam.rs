@@ -22,6 +22,10 @@
 //! | `GET /admin/tenants/{t}/policies/{p}/diff?from=N&to=M` (unified diff) | `iam:GetPolicyVersion` |
 //! | `POST /admin/tenants/{t}/policies/{p}/rollback?version=N` | `iam:SetDefaultPolicyVersion` |
 //! | `DELETE /admin/tenants/{t}/policies/{p}` (and detach it everywhere) | `iam:DeletePolicy` |
+//! | `GET /admin/tenants/{t}/roles`, `GET`, `DELETE .../roles/{r}` | `iam:ListRoles`, `iam:GetRole`, `iam:DeleteRole` |
+//! | `PUT /admin/tenants/{t}/roles/{r}` `{"trust_policy", "policies"?, "max_session_secs"?, "posix"?}` | `iam:CreateRole` / `iam:UpdateRole` (`posix`: administrator only) |
+//! | `POST /admin/tenants/{t}/roles/{r}/revoke-sessions` (every session issued so far) | `iam:RevokeSessions` |
+//! | `GET /admin/oidc`, `PUT`, `GET`, `DELETE /admin/oidc/{name}` `{"issuer", "audiences", "algorithms"?}` | administrator only |
 //!
 //! Callers authenticate with `Authorization: Basic` (access key : secret key) or `Bearer`
 //! (`STRAIT_ADMIN_TOKEN`). The root credentials and the token are the administrator. A tenant's
@@ -135,6 +139,35 @@ mod double_option {
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RoleBody {
+    /// The trust policy (a JSON object, or the document as a string).
+    trust_policy: Value,
+    #[serde(default)]
+    policies: Vec<String>,
+    max_session_secs: Option<u32>,
+    #[serde(default, with = "double_option")]
+    posix: Option<Option<PosixRecord>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OidcBody {
+    issuer: String,
+    audiences: Vec<String>,
+    #[serde(default)]
+    algorithms: Vec<String>,
+}
+
+fn role_json(t: &TenantRecord, r: &strait_metadata::RoleRecord) -> Value {
+    let trust: Value = serde_json::from_str(&r.trust_policy).unwrap_or(Value::String(r.trust_policy.clone()));
+    json!({"name": r.name, "arn": format!("arn:aws:iam::{}:role/{}", t.account_id, r.name), "role_id": r.role_id,
+           "trust_policy": trust, "policies": r.policies, "posix": r.posix.as_ref().unwrap_or(&t.posix),
+           "max_session_secs": r.max_session_secs, "revoked_before_unix_s": r.revoked_before_unix_s,
+           "created_unix_s": r.created_unix_s})
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct GroupBody {
     #[serde(default)]
     policies: Vec<String>,
@@ -181,7 +214,8 @@ impl Admin {
             }
             let secret = self.iam.secret(ak).map_err(|e| error(500, e))?;
             if secret.as_deref().is_some_and(|s| ct(sk, s)) {
-                if let Some(p) = self.iam.principal(ak).map_err(|e| error(500, e))? {
+                // Temporary credentials cannot carry their session token here: not accepted.
+                if let Ok(p) = self.iam.principal(ak, None).map_err(|e| error(500, e))? {
                     return Ok(AdminCaller::Tenant(Box::new(p)));
                 }
             }
@@ -253,6 +287,64 @@ impl Admin {
                 refuse(format!("explicit Deny in {}", why.unwrap_or_default()))
             }
             _ => refuse("no identity policy statement allows it".into()),
+        }
+    }
+
+    /// `/admin/oidc[/{name}]`: trusted OpenID providers (administrator only).
+    pub async fn oidc_api(self, req: http::Request<hyper::body::Incoming>) -> Result<Resp, ApiError> {
+        let who = self.authenticate(req.headers())?;
+        let path = req.uri().path().trim_start_matches("/admin/oidc").trim_matches('/').to_owned();
+        let m = &self.iam.meta;
+        let p_json = |p: &strait_metadata::OidcProviderRecord| json!({"name": p.name, "issuer": p.issuer, "audiences": p.audiences, "algorithms": p.algorithms});
+        use http::Method as M;
+        let method = req.method().clone();
+        let res = format!("oidc-provider/{path}");
+        self.authorize(&who, "", "iam:ManageOpenIDConnectProvider", &res, true)?;
+        match (method, path.as_str()) {
+            (M::GET, "") => {
+                let all: Vec<Value> = m.oidc_providers().map_err(db)?.iter().map(p_json).collect();
+                Ok(json_resp(200, &json!({ "providers": all })))
+            }
+            (_, "") => Err(error(405, "method not allowed")),
+            (M::PUT, name) => {
+                iam::valid_name("provider", name).map_err(|e| error(400, e))?;
+                let b: OidcBody = parse(&body(req, 16 << 10).await?, "provider")?;
+                let url = b.issuer.parse::<http::Uri>().map_err(|e| error(400, format!("issuer: {e}")))?;
+                if !matches!(url.scheme_str(), Some("https") | Some("http")) || url.host().is_none() {
+                    return Err(error(400, "issuer: expected an http(s) URL"));
+                }
+                if b.audiences.is_empty() {
+                    return Err(error(400, "audiences: at least one client id"));
+                }
+                let algorithms = if b.algorithms.is_empty() { vec!["RS256".to_owned()] } else { b.algorithms };
+                for a in &algorithms {
+                    crate::oidc::parse_alg(a).map_err(|e| error(400, format!("algorithms: {e}")))?;
+                }
+                let old = m.oidc_provider(name).map_err(db)?;
+                let rec = strait_metadata::OidcProviderRecord {
+                    v: strait_metadata::FORMAT_VERSION,
+                    name: name.to_owned(),
+                    issuer: b.issuer.trim_end_matches('/').to_owned(),
+                    audiences: b.audiences,
+                    algorithms,
+                    created_unix_s: old.as_ref().map_or_else(now, |o| o.created_unix_s),
+                };
+                m.put_oidc_provider(&rec).map_err(db)?;
+                self.audit("change", &who, "iam:PutOpenIDConnectProvider", &res, 200, None);
+                Ok(json_resp(if old.is_some() { 200 } else { 201 }, &p_json(&rec)))
+            }
+            (M::GET, name) => {
+                let p = m.oidc_provider(name).map_err(db)?.ok_or_else(|| error(404, format!("no provider {name}")))?;
+                Ok(json_resp(200, &p_json(&p)))
+            }
+            (M::DELETE, name) => {
+                if !m.delete_oidc_provider(name).map_err(db)? {
+                    return Err(error(404, format!("no provider {name}")));
+                }
+                self.audit("change", &who, "iam:DeleteOpenIDConnectProvider", &res, 200, None);
+                Ok(text(204, String::new(), "application/json"))
+            }
+            _ => Err(error(405, "method not allowed")),
         }
     }
 
@@ -539,6 +631,97 @@ impl Admin {
                             return Err(error(404, format!("no group {g}")));
                         }
                         change("iam:DeleteGroup", &arn);
+                        Ok(text(204, String::new(), "application/json"))
+                    }
+                    _ => Err(error(405, "method not allowed")),
+                }
+            }
+            (M::GET, [t, "roles"]) => {
+                let rec = tenant(t)?;
+                self.authorize(&who, t, "iam:ListRoles", &format!("arn:aws:iam::{}:role/*", rec.account_id), false)?;
+                let all: Vec<Value> = m.roles(t).map_err(db)?.iter().map(|r| role_json(&rec, r)).collect();
+                Ok(json_resp(200, &json!({ "roles": all })))
+            }
+            (method, [t, "roles", r, rest @ ..]) => {
+                let rec = tenant(t)?;
+                iam::valid_name("role", r).map_err(|e| error(400, e))?;
+                let arn = format!("arn:aws:iam::{}:role/{r}", rec.account_id);
+                let old = m.role(t, r).map_err(db)?;
+                match (method, rest) {
+                    (M::GET, []) => {
+                        self.authorize(&who, t, "iam:GetRole", &arn, false)?;
+                        let role = old.ok_or_else(|| error(404, format!("no role {r}")))?;
+                        Ok(json_resp(200, &role_json(&rec, &role)))
+                    }
+                    (M::PUT, []) => {
+                        self.authorize(
+                            &who,
+                            t,
+                            if old.is_some() { "iam:UpdateRole" } else { "iam:CreateRole" },
+                            &arn,
+                            false,
+                        )?;
+                        let b: RoleBody = parse(&body(req, 64 << 10).await?, "role")?;
+                        let trust = match b.trust_policy {
+                            Value::String(s) => s,
+                            v => v.to_string(),
+                        };
+                        let tp = strait_policy::Policy::parse(&trust)
+                            .map_err(|e| error(400, format!("trust_policy: {e}")))?;
+                        for (i, st) in tp.statements.iter().enumerate() {
+                            let acts = st.action.clone().unwrap_or_default();
+                            if st.principal.is_none()
+                                || !acts.iter().any(|a| a.eq_ignore_ascii_case("sts:AssumeRoleWithWebIdentity"))
+                            {
+                                return Err(error(400, format!(
+                                    "trust_policy: {}: a trust statement names a Principal (Federated) and the action sts:AssumeRoleWithWebIdentity",
+                                    tp.label(i)
+                                )));
+                            }
+                        }
+                        for name in &b.policies {
+                            iam::valid_name("policy", name).map_err(|e| error(400, e))?;
+                        }
+                        let max = b.max_session_secs.unwrap_or(3600);
+                        if !(900..=43_200).contains(&max) {
+                            return Err(error(400, "max_session_secs: expected 900 to 43200"));
+                        }
+                        let mut next = old.clone().unwrap_or_else(|| strait_metadata::RoleRecord {
+                            v: strait_metadata::FORMAT_VERSION,
+                            tenant: (*t).to_owned(),
+                            name: (*r).to_owned(),
+                            role_id: format!("AROA{}", iam::random_upper(17)),
+                            created_unix_s: now(),
+                            ..Default::default()
+                        });
+                        next.trust_policy = trust;
+                        next.policies = b.policies;
+                        next.max_session_secs = max;
+                        if let Some(posix) = b.posix {
+                            self.authorize(&who, t, "strait:SetPosixIdentity", &arn, true)?;
+                            if let Some(p) = &posix {
+                                check_posix(p)?;
+                            }
+                            next.posix = posix;
+                        }
+                        m.put_role(&next).map_err(db)?;
+                        change(if old.is_some() { "iam:UpdateRole" } else { "iam:CreateRole" }, &arn);
+                        Ok(json_resp(if old.is_some() { 200 } else { 201 }, &role_json(&rec, &next)))
+                    }
+                    (M::POST, ["revoke-sessions"]) => {
+                        self.authorize(&who, t, "iam:RevokeSessions", &arn, false)?;
+                        let mut role = old.ok_or_else(|| error(404, format!("no role {r}")))?;
+                        role.revoked_before_unix_s = now() + 1;
+                        m.put_role(&role).map_err(db)?;
+                        change("iam:RevokeSessions", &arn);
+                        Ok(json_resp(200, &role_json(&rec, &role)))
+                    }
+                    (M::DELETE, []) => {
+                        self.authorize(&who, t, "iam:DeleteRole", &arn, false)?;
+                        if !m.delete_role(t, r).map_err(db)? {
+                            return Err(error(404, format!("no role {r}")));
+                        }
+                        change("iam:DeleteRole", &arn);
                         Ok(text(204, String::new(), "application/json"))
                     }
                     _ => Err(error(405, "method not allowed")),

@@ -179,11 +179,31 @@ impl Gate {
         if bool::from(c.access_key.as_bytes().ct_eq(self.root_key.as_bytes())) {
             return Ok(Caller::Admin);
         }
-        match self.iam.principal(&c.access_key).map_err(internal)? {
-            Some(p) => Ok(Caller::Tenant(Arc::new(p))),
-            None => {
+        let token =
+            cx.headers.get("x-amz-security-token").and_then(|v| v.to_str().ok()).map(str::to_owned).or_else(|| {
+                let q = query_param(cx.uri.query()?, "X-Amz-Security-Token")?;
+                urlencoding::decode(q).ok().map(|c| c.into_owned())
+            });
+        use crate::iam::Refusal;
+        let bad = |code: &'static str, status: http::StatusCode, msg: &str| {
+            let mut e = S3Error::with_message(S3ErrorCode::Custom(code.into()), msg.to_owned());
+            e.set_status_code(status);
+            e
+        };
+        match self.iam.principal(&c.access_key, token.as_deref()).map_err(internal)? {
+            Ok(p) => Ok(Caller::Tenant(Arc::new(p))),
+            Err(Refusal::UnknownKey) => {
                 Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
             }
+            Err(Refusal::Expired) => {
+                Err(bad("ExpiredToken", http::StatusCode::BAD_REQUEST, "The provided token has expired."))
+            }
+            Err(Refusal::BadToken) => Err(bad(
+                "InvalidToken",
+                http::StatusCode::BAD_REQUEST,
+                "The provided token is malformed or otherwise invalid.",
+            )),
+            Err(Refusal::Revoked) => Err(s3_error!(AccessDenied, "The session was revoked")),
         }
     }
 

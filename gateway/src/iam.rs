@@ -89,15 +89,38 @@ pub fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A tenant's authenticated user, with what authorization needs.
+/// A tenant's authenticated user (or a role session), with what authorization needs.
 pub struct Principal {
     pub tenant: TenantRecord,
+    /// The user; for a role session, the session (name = session name, id = `AROA...:session`).
     pub user: UserRecord,
     pub access_key: String,
     pub posix: PosixId,
     /// The identity policies in force: (label, policy), from the tenant, the user's groups and
-    /// the user, each name once.
+    /// the user (or the role), each name once.
     pub policies: Vec<(String, strait_policy::Policy)>,
+    /// A role session's ARN (`arn:aws:sts::<account>:assumed-role/<role>/<session>`).
+    pub session_arn: Option<String>,
+    /// A session policy: it can only narrow what the role's policies allow.
+    pub boundary: Option<strait_policy::Policy>,
+}
+
+/// Why a key does not authenticate a principal.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown or inactive key, or its user or role is gone.
+    UnknownKey,
+    /// Temporary credentials past their expiry.
+    Expired,
+    /// Temporary credentials without their session token, or with another one.
+    BadToken,
+    /// A role session issued before the role's sessions were revoked.
+    Revoked,
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
 impl Principal {
@@ -106,12 +129,34 @@ impl Principal {
     }
 
     pub fn arn(&self) -> String {
-        format!("arn:aws:iam::{}:user/{}", self.tenant.account_id, self.user.name)
+        match &self.session_arn {
+            Some(a) => a.clone(),
+            None => format!("arn:aws:iam::{}:user/{}", self.tenant.account_id, self.user.name),
+        }
     }
 
     /// The identity policies' decision, with the statement that decided (`policy NAME vN,
-    /// statement K`): an explicit Deny anywhere wins, then the first Allow.
+    /// statement K`): an explicit Deny anywhere wins, then the first Allow; a session policy must
+    /// allow as well.
     pub fn explain(&self, req: &strait_policy::Request) -> (strait_policy::Decision, Option<String>) {
+        use strait_policy::Decision::*;
+        let (d, why) = self.explain_policies(req);
+        match (&self.boundary, d) {
+            (Some(b), Allow) => match b.explain(req) {
+                (Allow, _) => (Allow, why),
+                (ExplicitDeny, i) => {
+                    (ExplicitDeny, Some(format!("the session policy, {}", i.map(|i| b.label(i)).unwrap_or_default())))
+                }
+                _ => (ImplicitDeny, Some("the session policy does not allow it".into())),
+            },
+            (Some(b), ImplicitDeny) if b.explain(req).0 == ExplicitDeny => {
+                (ExplicitDeny, Some("the session policy".into()))
+            }
+            _ => (d, why),
+        }
+    }
+
+    fn explain_policies(&self, req: &strait_policy::Request) -> (strait_policy::Decision, Option<String>) {
         use strait_policy::Decision::*;
         let mut allow = None;
         for (label, p) in &self.policies {
@@ -176,15 +221,19 @@ impl Iam {
         }
     }
 
-    /// The principal behind an active key (`None`: unknown or inactive key, or its user is gone).
-    pub fn principal(&self, access_key: &str) -> Result<Option<Principal>, String> {
+    /// The principal behind an active key; `token` is the request's session token (required,
+    /// and compared, for temporary credentials).
+    pub fn principal(&self, access_key: &str, token: Option<&str>) -> Result<Result<Principal, Refusal>, String> {
         let db = |e: strait_metadata::MetaError| e.to_string();
-        let Some(k) = self.meta.key(access_key).map_err(db)? else { return Ok(None) };
+        let Some(k) = self.meta.key(access_key).map_err(db)? else { return Ok(Err(Refusal::UnknownKey)) };
         if k.status != "Active" {
-            return Ok(None);
+            return Ok(Err(Refusal::UnknownKey));
         }
-        let Some(tenant) = self.meta.tenant(&k.tenant).map_err(db)? else { return Ok(None) };
-        let Some(user) = self.meta.user(&k.tenant, &k.user).map_err(db)? else { return Ok(None) };
+        let Some(tenant) = self.meta.tenant(&k.tenant).map_err(db)? else { return Ok(Err(Refusal::UnknownKey)) };
+        if let Some(s) = &k.session {
+            return self.session_principal(&k, s, tenant, token);
+        }
+        let Some(user) = self.meta.user(&k.tenant, &k.user).map_err(db)? else { return Ok(Err(Refusal::UnknownKey)) };
         let mut names: Vec<(String, String)> = Vec::new();
         let mut add = |name: &str, via: String| {
             if !names.iter().any(|(n, _)| n == name) {
@@ -214,7 +263,51 @@ impl Iam {
             }
         }
         let posix = posix_of(user.posix.as_ref().unwrap_or(&tenant.posix));
-        Ok(Some(Principal { tenant, user, access_key: k.access_key, posix, policies }))
+        Ok(Ok(Principal { tenant, user, access_key: k.access_key, posix, policies, session_arn: None, boundary: None }))
+    }
+
+    fn session_principal(
+        &self,
+        k: &KeyRecord,
+        s: &strait_metadata::SessionRecord,
+        tenant: TenantRecord,
+        token: Option<&str>,
+    ) -> Result<Result<Principal, Refusal>, String> {
+        let db = |e: strait_metadata::MetaError| e.to_string();
+        let presented = token.map(sha256_hex).unwrap_or_default();
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), s.token_sha256.as_bytes())) {
+            return Ok(Err(Refusal::BadToken));
+        }
+        if time::OffsetDateTime::now_utc().unix_timestamp() >= s.expires_unix_s {
+            return Ok(Err(Refusal::Expired));
+        }
+        let Some(role) = self.meta.role(&k.tenant, &s.role).map_err(db)? else { return Ok(Err(Refusal::UnknownKey)) };
+        if s.issued_unix_s < role.revoked_before_unix_s {
+            return Ok(Err(Refusal::Revoked));
+        }
+        let mut policies = Vec::new();
+        for name in &role.policies {
+            let Some(rec) = self.meta.policy(&k.tenant, name).map_err(db)? else { continue };
+            let Some(doc) = rec.document() else { continue };
+            if let Ok(p) = parse_identity_policy(doc) {
+                policies.push((format!("policy {name} v{} (via role {})", rec.default_version, role.name), p));
+            }
+        }
+        let boundary = match &s.session_policy {
+            Some(doc) => Some(parse_identity_policy(doc)?),
+            None => None,
+        };
+        let user = UserRecord {
+            v: strait_metadata::FORMAT_VERSION,
+            tenant: k.tenant.clone(),
+            name: s.session_name.clone(),
+            user_id: format!("{}:{}", role.role_id, s.session_name),
+            ..Default::default()
+        };
+        let posix = posix_of(role.posix.as_ref().unwrap_or(&tenant.posix));
+        let session_arn =
+            Some(format!("arn:aws:sts::{}:assumed-role/{}/{}", tenant.account_id, role.name, s.session_name));
+        Ok(Ok(Principal { tenant, user, access_key: k.access_key.clone(), posix, policies, session_arn, boundary }))
     }
 
     /// A new active key for a user: (record, secret). The secret is shown once, never stored
@@ -231,6 +324,7 @@ impl Iam {
             status: "Active".into(),
             created_unix_s: time::OffsetDateTime::now_utc().unix_timestamp(),
             extra: Default::default(),
+            session: None,
         };
         (rec, secret)
     }

@@ -11,8 +11,10 @@ mod iam;
 mod lease;
 mod links;
 mod metrics;
+mod oidc;
 mod s3;
 mod server;
+mod sts;
 mod telemetry;
 mod zerocopy;
 
@@ -700,6 +702,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .map(PathBuf::from)
         .unwrap_or_else(|| cfg.state_dir.join("master.key"));
     let iam = Arc::new(iam::Iam { meta: admin_meta.clone(), master: iam::MasterKey::load_or_create(&master_path)? });
+    let pruned =
+        iam.meta.prune_sessions(time::OffsetDateTime::now_utc().unix_timestamp()).map_err(|e| e.to_string())?;
+    if pruned > 0 {
+        eprintln!("strait: removed {pruned} expired session credential(s)");
+    }
     let tenants = iam.meta.tenants().map_err(|e| format!("metadata store: {e}"))?.len();
     if tenants > 0 {
         match strait_connectors::ident::available() {
@@ -717,7 +724,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         iam: iam.clone(),
     };
     b.set_access(gate.clone());
-    b.set_route(lease::LeaseRoute { gate, store: gate_store, settings: cfg.lease.clone() });
+    let lease = lease::LeaseRoute { gate: gate.clone(), store: gate_store, settings: cfg.lease.clone() };
+    let sts = sts::StsRoute { gate, iam: iam.clone(), verifier: Arc::new(oidc::Verifier::default()) };
+    b.set_route(sts::Routes { lease, sts });
     let mut s3cfg = s3s::config::S3Config::default();
     s3cfg.xml_max_body_size = cfg.limits.xml_body_bytes_max;
     b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3cfg))));

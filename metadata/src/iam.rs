@@ -9,6 +9,8 @@
 //! | `g 0x00 tenant 0x00 group` | [`GroupRecord`] |
 //! | `k 0x00 access-key-id` | [`KeyRecord`] (the secret sealed by the gateway's master key) |
 //! | `p 0x00 tenant 0x00 policy` | [`PolicyRecord`] (every version of a named identity policy) |
+//! | `r 0x00 tenant 0x00 role` | [`RoleRecord`] (a role federated identities assume) |
+//! | `o 0x00 provider` | [`OidcProviderRecord`] (a trusted OpenID provider) |
 //!
 //! Names never contain NUL (the gateway validates them), so a tenant's users are the range
 //! `u 0x00 tenant 0x00 ...`, in name order. Every change is one synced WriteBatch: a deleted
@@ -88,6 +90,61 @@ pub struct KeyRecord {
     pub created_unix_s: i64,
     #[serde(default)]
     pub extra: BTreeMap<String, String>,
+    /// Temporary credentials from AssumeRoleWithWebIdentity (`user` is then `role/<name>`).
+    #[serde(default)]
+    pub session: Option<SessionRecord>,
+}
+
+/// What a set of temporary credentials stands for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct SessionRecord {
+    pub role: String,
+    pub session_name: String,
+    /// SHA-256 (hex) of the session token the client must present with every request.
+    pub token_sha256: String,
+    pub issued_unix_s: i64,
+    pub expires_unix_s: i64,
+    /// The web identity: the token's issuer and subject.
+    pub issuer: String,
+    pub subject: String,
+    /// The session policy passed to AssumeRoleWithWebIdentity (it can only narrow the role's).
+    #[serde(default)]
+    pub session_policy: Option<String>,
+}
+
+/// A role: who may assume it (a trust policy over token claims), what it may do (identity
+/// policies of its tenant) and which POSIX identity its sessions run as.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct RoleRecord {
+    pub v: u32,
+    pub tenant: String,
+    pub name: String,
+    /// `AROA...`
+    pub role_id: String,
+    pub trust_policy: String,
+    #[serde(default)]
+    pub policies: Vec<String>,
+    #[serde(default)]
+    pub posix: Option<PosixRecord>,
+    pub max_session_secs: u32,
+    /// Sessions issued before this instant are refused (revocation of a role's sessions).
+    #[serde(default)]
+    pub revoked_before_unix_s: i64,
+    pub created_unix_s: i64,
+}
+
+/// A trusted OpenID provider.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct OidcProviderRecord {
+    pub v: u32,
+    pub name: String,
+    /// The issuer URL (`iss` of its tokens; discovery at `<issuer>/.well-known/openid-configuration`).
+    pub issuer: String,
+    /// Accepted `aud` values (client ids).
+    pub audiences: Vec<String>,
+    /// Accepted signing algorithms (`RS256`, `ES256`, ...); never `none` or HMAC.
+    pub algorithms: Vec<String>,
+    pub created_unix_s: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -141,6 +198,8 @@ const USER: u8 = b'u';
 const GROUP: u8 = b'g';
 const KEY: u8 = b'k';
 const POLICY: u8 = b'p';
+const ROLE: u8 = b'r';
+const OIDC: u8 = b'o';
 
 impl MetaStore {
     fn iam_get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
@@ -206,7 +265,7 @@ impl MetaStore {
         let keys: Vec<KeyRecord> = self.iam_scan::<KeyRecord>(&[KEY, 0])?;
         let cf = self.cf(CF_IAM)?;
         let mut doomed = Vec::new();
-        for kind in [USER, GROUP, POLICY] {
+        for kind in [USER, GROUP, POLICY, ROLE] {
             let prefix = tenant_prefix(kind, name);
             for item in self.db.iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward)) {
                 let (k, _) = item?;
@@ -335,6 +394,70 @@ impl MetaStore {
                 b.put_cf(cf, ikey(KEY, &[&k.access_key]), encode(k));
             }
         })
+    }
+
+    /// Remove expired temporary credentials; returns how many.
+    pub fn prune_sessions(&self, now_unix_s: i64) -> Result<usize> {
+        let old: Vec<KeyRecord> = self
+            .all_keys()?
+            .into_iter()
+            .filter(|k| k.session.as_ref().is_some_and(|s| s.expires_unix_s <= now_unix_s))
+            .collect();
+        self.iam_write(|b, cf| {
+            for k in &old {
+                b.delete_cf(cf, ikey(KEY, &[&k.access_key]));
+            }
+        })?;
+        Ok(old.len())
+    }
+
+    // --- roles and OpenID providers -------------------------------------------------------------
+
+    pub fn role(&self, tenant: &str, name: &str) -> Result<Option<RoleRecord>> {
+        self.iam_get(&ikey(ROLE, &[tenant, name]))
+    }
+
+    pub fn roles(&self, tenant: &str) -> Result<Vec<RoleRecord>> {
+        self.iam_scan(&tenant_prefix(ROLE, tenant))
+    }
+
+    pub fn put_role(&self, r: &RoleRecord) -> Result<()> {
+        self.iam_write(|b, cf| b.put_cf(cf, ikey(ROLE, &[&r.tenant, &r.name]), encode(r)))
+    }
+
+    /// Remove a role and every session of it, in one batch.
+    pub fn delete_role(&self, tenant: &str, name: &str) -> Result<bool> {
+        if self.role(tenant, name)?.is_none() {
+            return Ok(false);
+        }
+        let sessions = self.keys_of(tenant, Some(&format!("role/{name}")))?;
+        self.iam_write(|b, cf| {
+            for k in &sessions {
+                b.delete_cf(cf, ikey(KEY, &[&k.access_key]));
+            }
+            b.delete_cf(cf, ikey(ROLE, &[tenant, name]));
+        })?;
+        Ok(true)
+    }
+
+    pub fn oidc_provider(&self, name: &str) -> Result<Option<OidcProviderRecord>> {
+        self.iam_get(&ikey(OIDC, &[name]))
+    }
+
+    pub fn oidc_providers(&self) -> Result<Vec<OidcProviderRecord>> {
+        self.iam_scan(&[OIDC, 0])
+    }
+
+    pub fn put_oidc_provider(&self, p: &OidcProviderRecord) -> Result<()> {
+        self.iam_write(|b, cf| b.put_cf(cf, ikey(OIDC, &[&p.name]), encode(p)))
+    }
+
+    pub fn delete_oidc_provider(&self, name: &str) -> Result<bool> {
+        if self.oidc_provider(name)?.is_none() {
+            return Ok(false);
+        }
+        self.iam_write(|b, cf| b.delete_cf(cf, ikey(OIDC, &[name])))?;
+        Ok(true)
     }
 
     // --- identity policies --------------------------------------------------------------------

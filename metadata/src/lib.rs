@@ -63,7 +63,10 @@ const ALL_CFS: [&str; 13] = [
 ];
 
 pub mod iam;
-pub use iam::{GroupRecord, KeyRecord, PolicyRecord, PolicyVersion, PosixRecord, TenantRecord, UserRecord};
+pub use iam::{
+    GroupRecord, KeyRecord, OidcProviderRecord, PolicyRecord, PolicyVersion, PosixRecord, RoleRecord, SessionRecord,
+    TenantRecord, UserRecord,
+};
 
 /// Format version of every value written by this build.
 pub const FORMAT_VERSION: u32 = 1;
