@@ -394,6 +394,18 @@ impl Bucket {
         Ok(fsutil::get_xattr(&*self.fd, XATTR_BUCKET_TAGS)?.and_then(|v| serde_json::from_slice(&v).ok()))
     }
 
+    /// Under a tenant's identity ([`crate::ident`]): whether that identity may read, enter and
+    /// change the bucket directory itself (what removing the bucket needs, though the removal
+    /// of the directory from the root is done by the gateway).
+    pub fn check_caller_may_modify(&self) -> Result<()> {
+        if crate::ident::current().is_none() {
+            return Ok(());
+        }
+        let all = rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK;
+        rustix::fs::accessat(&*self.fd, ".", all, AtFlags::EACCESS)
+            .map_err(|e| ConnectorError::from_errno(e, format!("bucket {}", self.name)))
+    }
+
     /// The owning tenant's account id (`None`: the administrator's).
     pub fn owner(&self) -> Result<Option<String>> {
         Ok(fsutil::get_xattr(&*self.fd, XATTR_BUCKET_OWNER)?.and_then(|v| String::from_utf8(v).ok()))

@@ -125,6 +125,61 @@ impl Gate {
         Ok(self.policy_explain(cx, op, bucket, key, conn).await?.map(|(d, _)| d))
     }
 
+    /// Whether the caller may read a copy's source (`x-amz-copy-source`): `s3:GetObject` on it,
+    /// decided as for a GetObject of that object by the same caller.
+    async fn check_copy_source(
+        &self,
+        rv: &ReqView<'_>,
+        conn: Option<ConnInfo>,
+        dest_bucket: &str,
+    ) -> Result<(), (S3Error, String)> {
+        let denied = |why: String| (s3_error!(AccessDenied, "Access Denied"), why);
+        let err = |e: S3Error| (e, "error while deciding".to_owned());
+        let Some(raw) = rv.headers.get("x-amz-copy-source").and_then(|v| v.to_str().ok()) else {
+            return Ok(()); // s3s answers the missing header itself
+        };
+        let Ok(s3s::dto::CopySource::Bucket { bucket, key, .. }) = s3s::dto::CopySource::parse(raw) else {
+            return Ok(()); // and a malformed one
+        };
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        match self.caller(rv).map_err(err)? {
+            Caller::Tenant(p) => {
+                let (ok, why) =
+                    self.tenant_decision(rv, "GetObject", Some(&bucket), Some(&key), conn, &p).await.map_err(err)?;
+                if !ok {
+                    return Err(denied(format!("copy source {bucket}/{key}: {why}")));
+                }
+            }
+            Caller::Admin => {
+                let d = self.policy_explain(rv, "GetObject", &bucket, Some(&key), conn).await.map_err(err)?;
+                if let Some((strait_policy::Decision::ExplicitDeny, label)) = d {
+                    return Err(denied(format!(
+                        "copy source {bucket}/{key}: explicit Deny in the bucket policy of {bucket}: {}",
+                        label.unwrap_or_default()
+                    )));
+                }
+            }
+            Caller::Anonymous => {
+                let d = self.policy_decision(rv, "GetObject", &bucket, Some(&key), conn).await.map_err(err)?;
+                let ok = match d {
+                    Some(strait_policy::Decision::Allow) => true,
+                    Some(strait_policy::Decision::ExplicitDeny) => false,
+                    _ => self.acl_allows("GetObject", &bucket, Some(&key)).await.map_err(err)?.0,
+                };
+                // Anonymous work runs as the destination's owner (or the gateway): the source
+                // must belong to the same owner, or the kernel would not be the one deciding.
+                let src = self.policies.owner(&self.store, &bucket).await.map_err(err)?;
+                let dst = self.policies.owner(&self.store, dest_bucket).await.map_err(err)?;
+                if !ok || src != dst {
+                    return Err(denied(format!(
+                        "copy source {bucket}/{key}: anonymous, and nothing allows reading it"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// An anonymous request a policy or ACL lets into a tenant's bucket runs as the owning
     /// tenant's POSIX identity: the kernel then refuses what the owner itself could not read.
     async fn bind_owner(&self, bucket: &str) -> S3Result<()> {
@@ -472,6 +527,15 @@ impl S3Access for Gate {
             }
         }
         let conn = cx.extensions_mut().get::<ConnInfo>().copied();
+        let rv = ReqView::of(cx);
+        // A copy reads its source: the caller must be allowed to GetObject it, as AWS requires
+        // (the destination is judged below).
+        if matches!(cx.s3_op().name(), "CopyObject" | "UploadPartCopy") {
+            if let Err((e, why)) = self.check_copy_source(&rv, conn, bucket.as_deref().unwrap_or("")).await {
+                set_decided_by(cx, why);
+                return Err(e);
+            }
+        }
         let rv = ReqView::of(cx);
         if let Caller::Tenant(p) = self.caller(&rv)? {
             let op = cx.s3_op().name();

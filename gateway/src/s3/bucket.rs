@@ -72,7 +72,10 @@ pub async fn create_bucket(s: &Strait, req: S3Request<CreateBucketInput>) -> S3R
 pub async fn delete_bucket(s: &Strait, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
     let store = s.store.clone();
     let name = req.input.bucket.clone();
-    // rmdir in the served root is the gateway's own work (the root is not writable by tenants).
+    // The caller's identity must be able to change the bucket directory (the kernel decides);
+    // then the rmdir in the served root is the gateway's own work (the root is not tenants').
+    let (s2, n2) = (store.clone(), name.clone());
+    fs(move || s2.bucket(&n2)?.check_caller_may_modify()).await?;
     fs(move || strait_connectors::ident::privileged(|| store.delete_bucket(&name))).await?;
     s.meta.drop_bucket_uploads(&req.input.bucket).map_err(super::error::meta_err)?;
     Ok(S3Response::new(DeleteBucketOutput {}))
