@@ -106,6 +106,9 @@ impl Admin {
                 Ok(()) => text(200, "ready\n".into(), "text/plain"),
                 Err(e) => text(503, format!("not ready: {e}\n"), "text/plain"),
             },
+            (&http::Method::POST, "/admin/simulate") => {
+                self.clone().simulate_api(req).await.unwrap_or_else(ApiError::into_resp)
+            }
             (_, p) if p == "/admin/oidc" || p.starts_with("/admin/oidc/") => {
                 self.clone().oidc_api(req).await.unwrap_or_else(ApiError::into_resp)
             }
@@ -133,7 +136,7 @@ impl Admin {
         }
     }
 
-    async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Admin) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {

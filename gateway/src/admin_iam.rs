@@ -290,6 +290,115 @@ impl Admin {
         }
     }
 
+    /// `POST /admin/simulate` `{"principal": "arn:aws:iam::<account>:user/<name>", "action",
+    /// "resource", "context"?: {key: value}}`: the decision the gateway would make for that user,
+    /// with the identity policies' and the bucket policy's parts and the statements that decided.
+    pub async fn simulate_api(self, req: http::Request<hyper::body::Incoming>) -> Result<Resp, ApiError> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Sim {
+            principal: String,
+            action: String,
+            resource: String,
+            #[serde(default)]
+            context: BTreeMap<String, String>,
+        }
+        let who = self.authenticate(req.headers())?;
+        let b: Sim = parse(&body(req, 64 << 10).await?, "simulation")?;
+        let (acct, user) = b
+            .principal
+            .strip_prefix("arn:aws:iam::")
+            .and_then(|r| r.split_once(":user/"))
+            .ok_or_else(|| error(400, "principal: expected arn:aws:iam::<account>:user/<name>"))?;
+        let m = &self.iam.meta;
+        let t = m.tenant_by_account(acct).map_err(db)?.ok_or_else(|| error(404, format!("no tenant has account {acct}")))?;
+        self.authorize(&who, &t.name, "iam:SimulatePrincipalPolicy", &b.principal, false)?;
+        let u = m.user(&t.name, user).map_err(db)?.ok_or_else(|| error(404, format!("no user {user} in tenant {}", t.name)))?;
+        let p = self.iam.user_principal(t, u, "").map_err(|e| error(500, e))?;
+        let mut r = strait_policy::Request {
+            principals: vec![p.arn(), p.account().to_owned(), format!("arn:aws:iam::{}:root", p.account())],
+            action: b.action.clone(),
+            resource: b.resource.clone(),
+            ..Default::default()
+        }
+        .with("aws:username", p.user.name.clone())
+        .with("aws:userid", p.user.user_id.clone())
+        .with("aws:PrincipalAccount", p.account().to_owned())
+        .with("aws:PrincipalArn", p.arn())
+        .with("aws:PrincipalType", "User");
+        for (k, v) in &p.user.tags {
+            r = r.with(&format!("aws:PrincipalTag/{k}"), v.clone());
+        }
+        for (k, v) in &b.context {
+            r = r.with(k, v.clone());
+        }
+        let name = |d: strait_policy::Decision| match d {
+            strait_policy::Decision::Allow => "allowed",
+            strait_policy::Decision::ExplicitDeny => "explicitDeny",
+            strait_policy::Decision::ImplicitDeny => "implicitDeny",
+        };
+        let (idd, idwhy) = p.explain(&r);
+        // For an S3 resource: the bucket's policy and owner, read as the gateway reads them.
+        let bucket = b.resource.strip_prefix("arn:aws:s3:::").map(|r| r.split('/').next().unwrap_or("").to_owned());
+        let bucket_part = match bucket.filter(|b| !b.is_empty() && !b.contains('*')) {
+            None => None,
+            Some(bn) => {
+                let bn2 = bn.clone();
+                let (doc, owner) = self
+                    .blocking(move |a| match a.store.bucket(&bn2) {
+                        Ok(bk) => Ok((bk.policy().ok().flatten(), Some(bk.owner().ok().flatten()))),
+                        Err(_) => Ok((None, None)),
+                    })
+                    .await?;
+                let (bpd, bpwhy) = match doc.as_deref().map(strait_policy::Policy::parse) {
+                    Some(Ok(pol)) => {
+                        let (d, i) = pol.explain(&r);
+                        (d, i.map(|i| pol.label(i)))
+                    }
+                    _ => (strait_policy::Decision::ImplicitDeny, None),
+                };
+                Some((bn, bpd, bpwhy, owner))
+            }
+        };
+        use strait_policy::Decision::*;
+        let (decision, by, same) = match &bucket_part {
+            None => (idd, idwhy.clone().map(|w| format!("identity: {w}")), true),
+            Some((bn, bpd, bpwhy, owner)) => {
+                let same = owner.as_ref().is_none_or(|o| o.as_deref() == Some(p.account()));
+                let bp = |w: &Option<String>| w.clone().map(|w| format!("bucket policy of {bn}: {w}"));
+                let id = |w: &Option<String>| w.clone().map(|w| format!("identity: {w}"));
+                if idd == ExplicitDeny {
+                    (ExplicitDeny, id(&idwhy), same)
+                } else if *bpd == ExplicitDeny {
+                    (ExplicitDeny, bp(bpwhy), same)
+                } else if same && (idd == Allow || *bpd == Allow) {
+                    (Allow, id(&idwhy).or(bp(bpwhy)), same)
+                } else if !same && idd == Allow && *bpd == Allow {
+                    (Allow, id(&idwhy).map(|i| format!("{i}; and {}", bp(bpwhy).unwrap_or_default())), same)
+                } else {
+                    let why = if same || idd != Allow {
+                        "no statement allows it".to_owned()
+                    } else {
+                        format!("across accounts the bucket policy of {bn} must allow it too")
+                    };
+                    (ImplicitDeny, Some(why), same)
+                }
+            }
+        };
+        let out = json!({
+            "decision": name(decision),
+            "decided_by": by,
+            "identity": {"decision": name(idd), "statement": idwhy},
+            "bucket_policy": bucket_part.as_ref().map(|(bn, d, w, owner)| json!({
+                "bucket": bn, "decision": name(*d), "statement": w,
+                "owner": owner.as_ref().map(|o| o.clone().unwrap_or_else(|| crate::auth::ACCOUNT_ID.to_owned())),
+            })),
+            "same_account": same,
+            "note": "the kernel still checks the file system permissions of the principal's POSIX identity",
+        });
+        Ok(json_resp(200, &out))
+    }
+
     /// `/admin/oidc[/{name}]`: trusted OpenID providers (administrator only).
     pub async fn oidc_api(self, req: http::Request<hyper::body::Incoming>) -> Result<Resp, ApiError> {
         let who = self.authenticate(req.headers())?;

@@ -351,3 +351,8 @@ pub fn policy(conn: &Conn, cmd: IdPolicyCmd) -> Result<(), String> {
         IdPolicyCmd::Delete { tenant, name } => call(conn, "DELETE", &path(&tenant, &name), None),
     }
 }
+
+/// `strait admin policy simulate --admin URL --principal ARN ...`: the gateway's own decision.
+pub fn simulate(conn: &Conn, body: serde_json::Value) -> Result<(), String> {
+    call(conn, "POST", "/admin/simulate", json(body))
+}

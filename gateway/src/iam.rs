@@ -234,6 +234,12 @@ impl Iam {
             return self.session_principal(&k, s, tenant, token);
         }
         let Some(user) = self.meta.user(&k.tenant, &k.user).map_err(db)? else { return Ok(Err(Refusal::UnknownKey)) };
+        Ok(Ok(self.user_principal(tenant, user, &k.access_key)?))
+    }
+
+    /// The principal of a user (as its keys authenticate it; also the policy simulator's).
+    pub fn user_principal(&self, tenant: TenantRecord, user: UserRecord, access_key: &str) -> Result<Principal, String> {
+        let db = |e: strait_metadata::MetaError| e.to_string();
         let mut names: Vec<(String, String)> = Vec::new();
         let mut add = |name: &str, via: String| {
             if !names.iter().any(|(n, _)| n == name) {
@@ -244,7 +250,7 @@ impl Iam {
             add(p, "tenant".into());
         }
         for g in &user.groups {
-            if let Some(gr) = self.meta.group(&k.tenant, g).map_err(db)? {
+            if let Some(gr) = self.meta.group(&tenant.name, g).map_err(db)? {
                 for p in &gr.policies {
                     add(p, format!("group {g}"));
                 }
@@ -255,15 +261,23 @@ impl Iam {
         }
         let mut policies = Vec::new();
         for (name, via) in names {
-            let Some(rec) = self.meta.policy(&k.tenant, &name).map_err(db)? else { continue };
+            let Some(rec) = self.meta.policy(&tenant.name, &name).map_err(db)? else { continue };
             let Some(doc) = rec.document() else { continue };
             match parse_identity_policy(doc) {
                 Ok(p) => policies.push((format!("policy {name} v{} (via {via})", rec.default_version), p)),
-                Err(e) => tracing::warn!(tenant = %k.tenant, policy = %name, error = %e, "stored policy ignored"),
+                Err(e) => tracing::warn!(tenant = %tenant.name, policy = %name, error = %e, "stored policy ignored"),
             }
         }
         let posix = posix_of(user.posix.as_ref().unwrap_or(&tenant.posix));
-        Ok(Ok(Principal { tenant, user, access_key: k.access_key, posix, policies, session_arn: None, boundary: None }))
+        Ok(Principal {
+            tenant,
+            user,
+            access_key: access_key.to_owned(),
+            posix,
+            policies,
+            session_arn: None,
+            boundary: None,
+        })
     }
 
     fn session_principal(

@@ -161,8 +161,13 @@ enum PolicyCmd {
     /// Works while the gateway runs (it reads the policy document only).
     Simulate {
         /// The policy document (a JSON file).
-        #[arg(long, conflicts_with = "bucket", required_unless_present = "bucket")]
+        #[arg(long, conflicts_with_all = ["bucket", "admin"], required_unless_present_any = ["bucket", "admin"])]
         policy: Option<PathBuf>,
+        /// Or: ask a running gateway's admin listener (URL) to simulate a tenant's user (--principal
+        /// arn:aws:iam::<account>:user/<name>) with all its identity policies and, for an S3
+        /// resource, the bucket's policy and owner, as the gateway would decide.
+        #[arg(long, conflicts_with = "bucket")]
+        admin: Option<String>,
         /// Or: the stored policy of this bucket under the root (for a linked bucket, pass
         /// --policy with the document GetBucketPolicy returns).
         #[arg(long)]
@@ -432,7 +437,19 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<(), String> {
             println!("{}: valid, {} statement(s)", file.display(), p.statements.len());
             Ok(())
         }
-        PolicyCmd::Simulate { policy, bucket, root, principal, action, resource, context } => {
+        PolicyCmd::Simulate { policy, bucket, root, principal, action, resource, context, admin } => {
+            if let Some(url) = admin {
+                let [who] = principal.as_slice() else {
+                    return Err("--admin: pass exactly one --principal arn:aws:iam::<account>:user/<name>".into());
+                };
+                let mut ctx = serde_json::Map::new();
+                for kv in &context {
+                    let (k, v) = kv.split_once('=').ok_or_else(|| format!("--context {kv}: expected KEY=VALUE"))?;
+                    ctx.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
+                }
+                let body = serde_json::json!({"principal": who, "action": action, "resource": resource, "context": ctx});
+                return cli_iam::simulate(&cli_iam::Conn { admin: url }, body);
+            }
             let doc = match (policy, bucket) {
                 (Some(f), _) => read(&f)?,
                 (None, Some(b)) => {

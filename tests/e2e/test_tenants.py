@@ -410,3 +410,40 @@ def test_user_posix_override_and_admin_cli(gw):
     r = subprocess.run([s.binary, "admin", "tenant", "list", "--admin", base], capture_output=True, text=True,
                        env={k: v for k, v in os.environ.items() if not k.startswith("STRAIT_")}, timeout=60)
     assert r.returncode != 0 and "no credentials" in r.stderr
+
+
+def test_policy_simulator_for_a_tenants_user(gw):
+    s, base = gw
+    t = tenant(base, "sim", 3951)
+    ok(api(base, "PUT", "/admin/tenants/sim/policies/rw", allow(S3_ALL_ON("sim-*"))))
+    key = user_with_key(base, "sim", "sue", policies=["rw"])
+    sue = client(s, key)
+    sue.create_bucket(Bucket="sim-data")
+    sue.put_bucket_policy(Bucket="sim-data", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "NoRaw", "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+         "Resource": "arn:aws:s3:::sim-data/raw/*", "Condition": {"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]}))
+    arn = f"arn:aws:iam::{t['account_id']}:user/sue"
+
+    def sim(action, resource, **ctx):
+        return ok(api(base, "POST", "/admin/simulate",
+                      {"principal": arn, "action": action, "resource": resource, "context": ctx}))
+
+    r = sim("s3:GetObject", "arn:aws:s3:::sim-data/clean/a")
+    assert r["decision"] == "allowed" and "policy rw v1" in r["decided_by"], r
+    r = sim("s3:GetObject", "arn:aws:s3:::sim-data/raw/a", **{"aws:SourceIp": "192.0.2.1"})
+    assert r["decision"] == "explicitDeny" and 'Sid "NoRaw"' in r["decided_by"], r
+    assert sim("s3:GetObject", "arn:aws:s3:::sim-data/raw/a", **{"aws:SourceIp": "10.1.1.1"})["decision"] == "allowed"
+    r = sim("s3:GetObject", "arn:aws:s3:::other/x")
+    assert r["decision"] == "implicitDeny", r
+    # The simulation agrees with what the gateway does.
+    sue.put_object(Bucket="sim-data", Key="raw/a", Body=b"x")
+    assert error_of(lambda: sue.get_object(Bucket="sim-data", Key="raw/a")) == ("AccessDenied", 403)
+    env = {**os.environ, "STRAIT_ROOT_ACCESS_KEY": ACCESS_KEY, "STRAIT_ROOT_SECRET_KEY": SECRET_KEY}
+    out = subprocess.run([s.binary, "admin", "policy", "simulate", "--admin", base, "--principal", arn,
+                          "--action", "s3:GetObject", "--resource", "arn:aws:s3:::sim-data/raw/a",
+                          "--context", "aws:SourceIp=192.0.2.1"], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["decision"] == "explicitDeny"
+    # A tenant's user without iam:SimulatePrincipalPolicy may not simulate.
+    assert api(base, "POST", "/admin/simulate", {"principal": arn, "action": "s3:GetObject",
+                                                 "resource": "arn:aws:s3:::sim-data/a"}, auth=key)[0] == 403
