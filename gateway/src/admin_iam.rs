@@ -311,9 +311,15 @@ impl Admin {
             .and_then(|r| r.split_once(":user/"))
             .ok_or_else(|| error(400, "principal: expected arn:aws:iam::<account>:user/<name>"))?;
         let m = &self.iam.meta;
-        let t = m.tenant_by_account(acct).map_err(db)?.ok_or_else(|| error(404, format!("no tenant has account {acct}")))?;
+        let t = m
+            .tenant_by_account(acct)
+            .map_err(db)?
+            .ok_or_else(|| error(404, format!("no tenant has account {acct}")))?;
         self.authorize(&who, &t.name, "iam:SimulatePrincipalPolicy", &b.principal, false)?;
-        let u = m.user(&t.name, user).map_err(db)?.ok_or_else(|| error(404, format!("no user {user} in tenant {}", t.name)))?;
+        let u = m
+            .user(&t.name, user)
+            .map_err(db)?
+            .ok_or_else(|| error(404, format!("no user {user} in tenant {}", t.name)))?;
         let p = self.iam.user_principal(t, u, "").map_err(|e| error(500, e))?;
         let mut r = strait_policy::Request {
             principals: vec![p.arn(), p.account().to_owned(), format!("arn:aws:iam::{}:root", p.account())],

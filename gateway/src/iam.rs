@@ -238,7 +238,12 @@ impl Iam {
     }
 
     /// The principal of a user (as its keys authenticate it; also the policy simulator's).
-    pub fn user_principal(&self, tenant: TenantRecord, user: UserRecord, access_key: &str) -> Result<Principal, String> {
+    pub fn user_principal(
+        &self,
+        tenant: TenantRecord,
+        user: UserRecord,
+        access_key: &str,
+    ) -> Result<Principal, String> {
         let db = |e: strait_metadata::MetaError| e.to_string();
         let mut names: Vec<(String, String)> = Vec::new();
         let mut add = |name: &str, via: String| {

@@ -447,7 +447,8 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<(), String> {
                     let (k, v) = kv.split_once('=').ok_or_else(|| format!("--context {kv}: expected KEY=VALUE"))?;
                     ctx.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
                 }
-                let body = serde_json::json!({"principal": who, "action": action, "resource": resource, "context": ctx});
+                let body =
+                    serde_json::json!({"principal": who, "action": action, "resource": resource, "context": ctx});
                 return cli_iam::simulate(&cli_iam::Conn { admin: url }, body);
             }
             let doc = match (policy, bucket) {

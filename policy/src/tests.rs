@@ -248,6 +248,21 @@ fn glob_edge_cases() {
     assert!(glob("a?c", "abc", false) && !glob("a?c", "ac", false));
     assert!(glob("ünï/*", "ünï/x", false));
     assert!(glob("**", "anything", false));
+    // Found by fuzzing: a pattern `*` facing a literal `*` in the text is still a wildcard.
+    assert!(glob("*?", "*ab", false));
+    assert!(glob("arn:aws:s3:::b/*secret", "arn:aws:s3:::b/*x-secret", false));
+}
+
+#[test]
+fn deny_applies_to_keys_containing_wildcard_characters() {
+    let p = Policy::parse(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:GetObject",
+            "Resource":"arn:aws:s3:::b/*.key"}]}"#,
+    )
+    .unwrap();
+    let req =
+        Request { action: "s3:GetObject".into(), resource: "arn:aws:s3:::b/*weird*.key".into(), ..Default::default() };
+    assert_eq!(p.evaluate(&req), Decision::ExplicitDeny);
 }
 
 #[test]
