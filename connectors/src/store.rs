@@ -25,6 +25,17 @@ const XATTR_BUCKET_ACL: &str = "user.strait.bucket-acl";
 /// The account id of the tenant owning the bucket (absent: the administrator's account).
 pub const XATTR_BUCKET_OWNER: &str = "user.strait.bucket-owner";
 
+/// Record (`Some(account)`) or clear the owning account of a bucket directory.
+pub fn set_bucket_owner(dir: impl AsFd, account: Option<&str>) -> Result<()> {
+    match account {
+        Some(a) => fsutil::set_xattr(&dir, XATTR_BUCKET_OWNER, a.as_bytes())?,
+        None => {
+            fsutil::remove_xattr(&dir, XATTR_BUCKET_OWNER)?;
+        }
+    }
+    rustix::fs::fsync(&dir).ctx(|| "fsync bucket directory".into())
+}
+
 /// Who a new bucket belongs to: a tenant's account, and the POSIX identity its directory is
 /// given (owner uid and gid, mode 0750, so other identities cannot even traverse it).
 #[derive(Debug, Clone)]
@@ -358,7 +369,12 @@ impl PosixStore {
         for (name, link) in self.inner.links.read().unwrap_or_else(|p| p.into_inner()).iter() {
             // A link shadows a directory of the same name under the root.
             out.retain(|b| &b.name != name);
-            out.push(BucketInfo { name: name.clone(), created_unix_s: link.created_unix_s, owner: None });
+            let owner =
+                rustix::fs::open(&link.path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                    .ok()
+                    .and_then(|fd| fsutil::get_xattr(&fd, XATTR_BUCKET_OWNER).ok().flatten())
+                    .and_then(|v| String::from_utf8(v).ok());
+            out.push(BucketInfo { name: name.clone(), created_unix_s: link.created_unix_s, owner });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)

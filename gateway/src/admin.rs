@@ -11,10 +11,13 @@
 //! - `GET /catalog/dcat`: the catalog as DCAT 3 JSON-LD (`application/ld+json`).
 //!
 //! Bucket endpoints: `GET /admin/buckets` (linked buckets), `PUT /admin/buckets/{name}` with
-//! `{"path": "/lustre/proj/x"}` (link and serve at once), `DELETE /admin/buckets/{name}` (unlink).
+//! `{"path": "/lustre/proj/x", "tenant": "climate"}` (link and serve at once; `tenant` optional),
+//! or `{"tenant": "climate"}` alone (create the bucket under the root, given to the tenant's
+//! POSIX identity), `DELETE /admin/buckets/{name}` (unlink).
 //!
-//! With `STRAIT_ADMIN_TOKEN` set, every catalog and bucket request must carry
-//! `Authorization: Bearer TOKEN`.
+//! With `STRAIT_ADMIN_TOKEN` set, every catalog request must carry `Authorization: Bearer TOKEN`.
+//! Bucket requests are always authenticated: the bearer token, or `Authorization: Basic` with
+//! the root access key and secret.
 //!
 //! Identity endpoints (`/admin/tenants/...`, always authenticated): see `admin_iam.rs`.
 
@@ -111,6 +114,20 @@ impl Admin {
             }
             (_, p) if p == "/admin/oidc" || p.starts_with("/admin/oidc/") => {
                 self.clone().oidc_api(req).await.unwrap_or_else(ApiError::into_resp)
+            }
+            (_, p) if p == "/admin/buckets" || p.starts_with("/admin/buckets/") => {
+                // Linking directories and creating buckets for tenants: the administrator only
+                // (root credentials or the admin token), always authenticated.
+                let me = self.clone();
+                let r = async {
+                    match me.authenticate(req.headers())? {
+                        crate::admin_iam::AdminCaller::System(_) => me.clone().buckets(req).await,
+                        crate::admin_iam::AdminCaller::Tenant(_) => {
+                            Err(error(403, "bucket links and creation are the administrator's"))
+                        }
+                    }
+                };
+                r.await.unwrap_or_else(ApiError::into_resp)
             }
             (_, p) if p == "/admin/tenants" || p.starts_with("/admin/tenants/") => {
                 // The identity API authenticates every request itself (see admin_iam.rs).
@@ -309,13 +326,29 @@ impl Admin {
                 #[derive(serde::Deserialize)]
                 #[serde(deny_unknown_fields)]
                 struct Link {
-                    path: PathBuf,
+                    /// Link this directory; absent: create the bucket under the root.
+                    path: Option<PathBuf>,
+                    /// The tenant the bucket belongs to (default: the administrator).
+                    tenant: Option<String>,
                 }
-                let l: Link = serde_json::from_slice(&body)
-                    .map_err(|e| error(400, format!("expected {{\"path\": \"/dir\"}}: {e}")))?;
+                let l: Link = serde_json::from_slice(&body).map_err(|e| {
+                    error(400, format!("expected {{\"path\": \"/dir\", \"tenant\": \"name\"}} (both optional): {e}"))
+                })?;
+                let Some(path) = l.path else {
+                    let tenant = l.tenant.clone();
+                    let r = self
+                        .blocking(move |a| {
+                            crate::links::create(&a.meta, &a.store, &name, tenant.as_deref()).map_err(|e| error(400, e))
+                        })
+                        .await?;
+                    tracing::info!(bucket = %r, "bucket created");
+                    return Ok(json_resp(201, &json!({"name": r, "tenant": l.tenant})));
+                };
+                let l = Link { path: Some(path.clone()), tenant: l.tenant };
                 let r = self
                     .blocking(move |a| {
-                        crate::links::link(&a.meta, &a.store, &a.state_dir, &name, &l.path).map_err(|e| error(400, e))
+                        crate::links::link(&a.meta, &a.store, &a.state_dir, &name, &path, l.tenant.as_deref())
+                            .map_err(|e| error(400, e))
                     })
                     .await?;
                 tracing::info!(bucket = %r.name, path = %r.path, "bucket linked");

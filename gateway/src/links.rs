@@ -22,6 +22,7 @@ pub fn link(
     state_dir: &Path,
     name: &str,
     path: &Path,
+    tenant: Option<&str>,
 ) -> Result<BucketRecord, String> {
     if !s3s::path::check_bucket_name(name) {
         return Err(format!("{name}: not a valid S3 bucket name (3-63 of a-z 0-9 . -)"));
@@ -40,6 +41,15 @@ pub fn link(
     if store.has_root_bucket(name) {
         return Err(format!("bucket {name} exists under the root {}", store.root().display()));
     }
+    // A tenant's linked bucket: its account is recorded on the directory, as for buckets the
+    // tenant creates (the directory's owner and mode stay what the site gave it).
+    let owner = match tenant {
+        Some(t) => Some(meta.tenant(t).map_err(|e| e.to_string())?.ok_or_else(|| format!("no tenant {t}"))?.account_id),
+        None => None,
+    };
+    let d = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    strait_connectors::store::set_bucket_owner(&d, owner.as_deref())
+        .map_err(|e| format!("{}: recording the owner: {e}", path.display()))?;
     let r = BucketRecord {
         v: FORMAT_VERSION,
         name: name.to_owned(),
@@ -57,4 +67,25 @@ pub fn unlink(meta: &MetaStore, store: &PosixStore, name: &str) -> Result<bool, 
     let gone = meta.delete_bucket_link(name).map_err(|e| e.to_string())?;
     store.set_links(load(meta)?);
     Ok(gone)
+}
+
+/// Create a bucket under the root for `tenant` (its account recorded, its directory given to the
+/// tenant's uid and gid, mode 0750) or for the administrator.
+pub fn create(meta: &MetaStore, store: &PosixStore, name: &str, tenant: Option<&str>) -> Result<String, String> {
+    if !s3s::path::check_bucket_name(name) {
+        return Err(format!("{name}: not a valid S3 bucket name (3-63 of a-z 0-9 . -)"));
+    }
+    let owner = match tenant {
+        Some(t) => {
+            let t = meta.tenant(t).map_err(|e| e.to_string())?.ok_or_else(|| format!("no tenant {t}"))?;
+            Some(strait_connectors::BucketOwner { account: t.account_id, posix: Some(crate::iam::posix_of(&t.posix)) })
+        }
+        None => None,
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+    store.create_bucket(name, &now, owner.as_ref()).map_err(|e| match e {
+        strait_connectors::ConnectorError::AlreadyExists(_) => format!("bucket {name} exists"),
+        e => e.to_string(),
+    })?;
+    Ok(name.to_owned())
 }

@@ -198,6 +198,18 @@ enum BucketCmd {
     Link {
         name: String,
         path: PathBuf,
+        /// The tenant the bucket belongs to (its account is recorded on the directory; the
+        /// directory's owner and mode are left as they are). Default: the administrator.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Create bucket NAME under the root, for a tenant (its uid/gid, mode 0750) or the administrator.
+    Create {
+        name: String,
+        #[arg(long)]
+        tenant: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -405,10 +417,16 @@ fn open_offline(args: StoreArgs) -> Result<(Arc<MetaStore>, PosixStore, Config),
 
 fn bucket_cmd(cmd: BucketCmd) -> Result<(), String> {
     match cmd {
-        BucketCmd::Link { name, path, store } => {
+        BucketCmd::Link { name, path, tenant, store } => {
             let (meta, store, cfg) = open_offline(store)?;
-            let r = links::link(&meta, &store, &cfg.state_dir, &name, &path)?;
+            let r = links::link(&meta, &store, &cfg.state_dir, &name, &path, tenant.as_deref())?;
             println!("linked bucket {name} -> {}", r.path);
+            Ok(())
+        }
+        BucketCmd::Create { name, tenant, store } => {
+            let (meta, store, _) = open_offline(store)?;
+            links::create(&meta, &store, &name, tenant.as_deref())?;
+            println!("created bucket {name}{}", tenant.map(|t| format!(" for tenant {t}")).unwrap_or_default());
             Ok(())
         }
         BucketCmd::Unlink { name, store } => {
@@ -551,7 +569,11 @@ fn random_string(alphabet: &[u8], len: usize) -> String {
 
 /// Root credentials: from the environment, else stored in the state directory, else generated
 /// once (and printed).
-fn root_credentials(meta: &MetaStore) -> Result<(String, String), String> {
+/// Prefix of a root secret stored sealed under the master key (older state directories hold it
+/// in the clear; it is sealed at the next start).
+const SEALED: &str = "sealed:";
+
+fn root_credentials(meta: &MetaStore, master: &iam::MasterKey) -> Result<(String, String), String> {
     let env = (std::env::var("STRAIT_ROOT_ACCESS_KEY").ok(), std::env::var("STRAIT_ROOT_SECRET_KEY").ok());
     match env {
         (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => {
@@ -561,15 +583,33 @@ fn root_credentials(meta: &MetaStore) -> Result<(String, String), String> {
         (None, None) => {}
         _ => return Err("set both STRAIT_ROOT_ACCESS_KEY and STRAIT_ROOT_SECRET_KEY, or neither".into()),
     }
+    let aad = |ak: &str| format!("root:{ak}");
+    let seal = |c: &RootCredentials| RootCredentials {
+        v: FORMAT_VERSION,
+        access_key: c.access_key.clone(),
+        secret_key: format!("{SEALED}{}", master.seal(&aad(&c.access_key), &c.secret_key)),
+    };
     let creds = match meta.root_credentials().map_err(|e| e.to_string())? {
-        Some(c) => c,
+        Some(c) => match c.secret_key.strip_prefix(SEALED) {
+            Some(sealed) => {
+                let secret = master.open(&aad(&c.access_key), sealed).ok_or(
+                    "the stored root secret does not open with this master key (was master.key replaced?); \
+                     set STRAIT_ROOT_ACCESS_KEY/STRAIT_ROOT_SECRET_KEY or restore the key",
+                )?;
+                RootCredentials { secret_key: secret, ..c }
+            }
+            None => {
+                meta.set_root_credentials(&seal(&c)).map_err(|e| e.to_string())?;
+                c
+            }
+        },
         None => {
             let c = RootCredentials {
                 v: FORMAT_VERSION,
                 access_key: format!("STRAIT{}", random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 14)),
                 secret_key: random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40),
             };
-            meta.set_root_credentials(&c).map_err(|e| e.to_string())?;
+            meta.set_root_credentials(&seal(&c)).map_err(|e| e.to_string())?;
             c
         }
     };
@@ -688,7 +728,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     std::fs::set_permissions(&cfg.state_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
     let meta = Arc::new(MetaStore::open(&cfg.state_dir.join("db")).map_err(|e| format!("metadata store: {e}"))?);
-    let (ak, sk) = root_credentials(&meta)?;
+    let master_path = std::env::var_os("STRAIT_MASTER_KEY_FILE")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cfg.state_dir.join("master.key"));
+    let master = iam::MasterKey::load_or_create(&master_path)?;
+    let (ak, sk) = root_credentials(&meta, &master)?;
     let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone(), cfg.listing_index)))
         .map_err(|e| format!("root: {e}"))?;
     let links = links::load(&meta)?;
@@ -715,11 +760,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         owner: ak.clone(),
         policies: policies.clone(),
     };
-    let master_path = std::env::var_os("STRAIT_MASTER_KEY_FILE")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cfg.state_dir.join("master.key"));
-    let iam = Arc::new(iam::Iam { meta: admin_meta.clone(), master: iam::MasterKey::load_or_create(&master_path)? });
+    let iam = Arc::new(iam::Iam { meta: admin_meta.clone(), master });
     let pruned =
         iam.meta.prune_sessions(time::OffsetDateTime::now_utc().unix_timestamp()).map_err(|e| e.to_string())?;
     if pruned > 0 {

@@ -14,6 +14,7 @@ import stat
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -447,3 +448,63 @@ def test_policy_simulator_for_a_tenants_user(gw):
     # A tenant's user without iam:SimulatePrincipalPolicy may not simulate.
     assert api(base, "POST", "/admin/simulate", {"principal": arn, "action": "s3:GetObject",
                                                  "resource": "arn:aws:s3:::sim-data/a"}, auth=key)[0] == 403
+
+
+def test_a_generated_root_secret_is_sealed_too(spawn_server):
+    s = spawn_server(env_creds=False)
+    assert s.secret_key != SECRET_KEY and len(s.secret_key) == 40
+    boto_client(s).list_buckets()
+    s.stop()
+    blob = b"".join(p.read_bytes() for p in s.state_dir.rglob("*") if p.is_file() and p.name != "master.key")
+    assert s.access_key.encode() in blob and s.secret_key.encode() not in blob
+    s.start()
+    boto_client(s).list_buckets()  # the same pair, unsealed at start
+
+
+@pytest.fixture
+def lustre():
+    """A project tree the tenants' uids can reach (pytest's own temporary root is 0700)."""
+    import shutil
+    import tempfile
+    top = Path(tempfile.mkdtemp(prefix="strait-lustre-", dir="/tmp"))
+    os.chmod(top, 0o755)
+    yield top
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def test_a_linked_project_directory_handed_to_a_tenant(gw, lustre):
+    s, base = gw
+    tenant(base, "proj", 3981)
+    ok(api(base, "PUT", "/admin/tenants/proj/policies/rw", allow(S3_ALL_ON("proj-climate"), LIST_MY)))
+    pat = client(s, user_with_key(base, "proj", "pat", policies=["rw"]))
+    d = lustre / "proj" / "climate"
+    d.mkdir(parents=True)
+    os.chmod(d.parent, 0o755)
+    (d / "run.nc").write_bytes(b"netcdf")
+    (d / "private.nc").write_bytes(b"secret")
+    os.chmod(d / "private.nc", 0o600)  # root's, as a job left it
+    os.chown(d, 3981, 3981)
+    os.chmod(d, 0o750)
+    assert api(base, "PUT", "/admin/buckets/proj-climate", {"path": str(d), "tenant": "nosuch"})[0] == 400
+    ok(api(base, "PUT", "/admin/buckets/proj-climate", {"path": str(d), "tenant": "proj"}), 201)
+    assert [b["Name"] for b in pat.list_buckets()["Buckets"]] == ["proj-climate"]
+    assert pat.get_object(Bucket="proj-climate", Key="run.nc")["Body"].read() == b"netcdf"
+    assert error_of(lambda: pat.get_object(Bucket="proj-climate", Key="private.nc")) == ("AccessDenied", 403)
+    pat.put_object(Bucket="proj-climate", Key="out/result.nc", Body=b"r")
+    assert owner_of(d / "out" / "result.nc") == (3981, 3981)
+    # The listing shows what the tenant's uid may read.
+    assert [o["Key"] for o in pat.list_objects_v2(Bucket="proj-climate")["Contents"]] == ["out/result.nc", "run.nc"]
+
+
+def test_steward_creates_a_bucket_for_a_tenant(gw):
+    s, base = gw
+    tenant(base, "astro2", 3991)
+    ok(api(base, "PUT", "/admin/tenants/astro2/policies/rw", allow(S3_ALL_ON("astro2-*"), LIST_MY)))
+    u = client(s, user_with_key(base, "astro2", "ivy", policies=["rw"]))
+    ok(api(base, "PUT", "/admin/buckets/astro2-survey", {"tenant": "astro2"}), 201)
+    d = s.root / "astro2-survey"
+    assert owner_of(d) == (3991, 3991) and stat.S_IMODE(os.stat(d).st_mode) == 0o750
+    assert [b["Name"] for b in u.list_buckets()["Buckets"]] == ["astro2-survey"]
+    u.put_object(Bucket="astro2-survey", Key="k", Body=b"v")
+    assert api(base, "PUT", "/admin/buckets/astro2-survey", {"tenant": "astro2"})[0] == 400  # exists
+    assert api(base, "PUT", "/admin/buckets/Bad_Name", {})[0] == 400
