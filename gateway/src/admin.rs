@@ -316,6 +316,9 @@ impl Admin {
         let Some(name) = path.strip_prefix("/admin/buckets/").map(str::to_owned) else {
             return Err(error(404, "not found"));
         };
+        if let Some((bucket, rest)) = name.split_once("/policy") {
+            return self.bucket_policy_history(req, bucket.to_owned(), rest.trim_start_matches('/').to_owned()).await;
+        }
         match method {
             http::Method::PUT => {
                 let body = Limited::new(req.into_body(), 64 << 10)
@@ -367,6 +370,104 @@ impl Admin {
                 }
             }
             _ => Err(error(405, "method not allowed")),
+        }
+    }
+
+    /// `/admin/buckets/{b}/policy/versions`, `.../policy/diff?from=N&to=M`,
+    /// `POST .../policy/rollback?version=N`: the bucket policies set through this gateway.
+    async fn bucket_policy_history(
+        self,
+        req: http::Request<hyper::body::Incoming>,
+        bucket: String,
+        what: String,
+    ) -> Result<Resp, ApiError> {
+        let params = query_params(req.uri().query());
+        let num = |k: &str| -> Result<Option<u32>, ApiError> {
+            match params.iter().find(|(n, _)| n == k) {
+                None => Ok(None),
+                Some((_, v)) => v.parse().map(Some).map_err(|_| error(400, format!("{k}: expected a number"))),
+            }
+        };
+        let b2 = bucket.clone();
+        let versions =
+            self.blocking(move |a| a.meta.bucket_policy_versions(&b2).map_err(|e| error(500, e.to_string()))).await?;
+        let find = |n: u32| {
+            versions
+                .iter()
+                .find(|v| v.version == n)
+                .ok_or_else(|| error(404, format!("no version {n} of {bucket}'s policy")))
+        };
+        match (req.method().clone(), what.as_str()) {
+            (http::Method::GET, "versions") => {
+                let list: Vec<_> = versions
+                    .iter()
+                    .map(|v| {
+                        json!({"version": v.version, "removed": v.document.is_none(), "author": v.author,
+                                    "created_unix_s": v.created_unix_s})
+                    })
+                    .collect();
+                Ok(json_resp(200, &json!({"bucket": bucket, "versions": list})))
+            }
+            (http::Method::GET, "diff") => {
+                let last = versions.last().map_or(0, |v| v.version);
+                let to = num("to")?.unwrap_or(last);
+                let from = num("from")?.unwrap_or(to.saturating_sub(1));
+                let pretty = |n: u32| -> Result<String, ApiError> {
+                    if n == 0 {
+                        return Ok(String::new());
+                    }
+                    Ok(match &find(n)?.document {
+                        Some(d) => serde_json::from_str::<serde_json::Value>(d)
+                            .map(|v| {
+                                format!(
+                                    "{v:#}
+"
+                                )
+                            })
+                            .unwrap_or(d.clone()),
+                        None => String::new(),
+                    })
+                };
+                let (a, b) = (pretty(from)?, pretty(to)?);
+                let diff = similar::TextDiff::from_lines(&a, &b)
+                    .unified_diff()
+                    .header(&format!("{bucket} v{from}"), &format!("{bucket} v{to}"))
+                    .to_string();
+                Ok(text(200, diff, "text/x-diff"))
+            }
+            (http::Method::POST, "rollback") => {
+                let n = num("version")?.ok_or_else(|| error(400, "version: required"))?;
+                let doc = find(n)?.document.clone();
+                let (b3, d3) = (bucket.clone(), doc.clone());
+                let v = self
+                    .blocking(move |a| {
+                        let bk = a.store.bucket(&b3).map_err(|e| error(404, e.to_string()))?;
+                        bk.set_policy(d3.as_deref()).map_err(|e| error(500, e.to_string()))?;
+                        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                        a.meta
+                            .add_bucket_policy_version(&b3, d3.as_deref(), &format!("rollback to v{n}"), now)
+                            .map_err(|e| error(500, e.to_string()))
+                    })
+                    .await?;
+                if let Some(a) = &self.audit_log {
+                    a.write(&crate::access_log::AuditRecord {
+                        time: crate::access_log::now_rfc3339(),
+                        kind: "change",
+                        request_id: "",
+                        remote: None,
+                        principal: Some("administrator"),
+                        operation: Some("RollbackBucketPolicy"),
+                        bucket: Some(&bucket),
+                        key: None,
+                        resource: None,
+                        status: 200,
+                        error_code: None,
+                        decided_by: None,
+                    });
+                }
+                Ok(json_resp(200, &json!({"bucket": bucket, "version": v, "restored": n, "removed": doc.is_none()})))
+            }
+            _ => Err(error(404, "not found")),
         }
     }
 

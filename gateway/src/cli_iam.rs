@@ -356,3 +356,45 @@ pub fn policy(conn: &Conn, cmd: IdPolicyCmd) -> Result<(), String> {
 pub fn simulate(conn: &Conn, body: serde_json::Value) -> Result<(), String> {
     call(conn, "POST", "/admin/simulate", json(body))
 }
+
+/// `strait admin bucket-policy ...`: the history of bucket policies set through the gateway.
+#[derive(Subcommand)]
+pub enum BucketPolicyCmd {
+    Versions {
+        bucket: String,
+    },
+    /// Unified diff between two versions (default: the latest and the one before it).
+    Diff {
+        bucket: String,
+        #[arg(long)]
+        from: Option<u32>,
+        #[arg(long)]
+        to: Option<u32>,
+    },
+    /// Put an earlier version back (a removed one removes the policy).
+    Rollback {
+        bucket: String,
+        #[arg(long)]
+        version: u32,
+    },
+}
+
+pub fn bucket_policy(conn: &Conn, cmd: BucketPolicyCmd) -> Result<(), String> {
+    let path = |b: &str| format!("/admin/buckets/{}/policy", enc(b));
+    match cmd {
+        BucketPolicyCmd::Versions { bucket } => call(conn, "GET", &format!("{}/versions", path(&bucket)), None),
+        BucketPolicyCmd::Diff { bucket, from, to } => {
+            let mut q = Vec::new();
+            if let Some(f) = from {
+                q.push(format!("from={f}"));
+            }
+            if let Some(t) = to {
+                q.push(format!("to={t}"));
+            }
+            call(conn, "GET", &format!("{}/diff?{}", path(&bucket), q.join("&")), None)
+        }
+        BucketPolicyCmd::Rollback { bucket, version } => {
+            call(conn, "POST", &format!("{}/rollback?version={version}", path(&bucket)), None)
+        }
+    }
+}

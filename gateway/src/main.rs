@@ -146,6 +146,13 @@ enum AdminCmd {
         #[command(subcommand)]
         cmd: cli_iam::KeyCmd,
     },
+    /// The history of bucket policies (versions, diff, rollback), through the admin listener.
+    BucketPolicy {
+        #[command(flatten)]
+        conn: cli_iam::Conn,
+        #[command(subcommand)]
+        cmd: cli_iam::BucketPolicyCmd,
+    },
     /// A tenant's identity policies, with their versions.
     IdentityPolicy {
         #[command(flatten)]
@@ -316,6 +323,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Admin { cmd: AdminCmd::Group { conn, cmd } } => cli_iam::group(&conn, cmd),
         Cmd::Admin { cmd: AdminCmd::Key { conn, cmd } } => cli_iam::key(&conn, cmd),
         Cmd::Admin { cmd: AdminCmd::IdentityPolicy { conn, cmd } } => cli_iam::policy(&conn, cmd),
+        Cmd::Admin { cmd: AdminCmd::BucketPolicy { conn, cmd } } => cli_iam::bucket_policy(&conn, cmd),
         Cmd::Catalog { admin, token, cmd } => catalog_cmd(&admin, token.as_deref(), cmd),
     };
     match result {

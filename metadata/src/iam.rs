@@ -11,6 +11,7 @@
 //! | `p 0x00 tenant 0x00 policy` | [`PolicyRecord`] (every version of a named identity policy) |
 //! | `r 0x00 tenant 0x00 role` | [`RoleRecord`] (a role federated identities assume) |
 //! | `o 0x00 provider` | [`OidcProviderRecord`] (a trusted OpenID provider) |
+//! | `b 0x00 bucket 0x00 version (8 hex digits)` | [`BucketPolicyVersion`]: the bucket policies set through this gateway, oldest first |
 //!
 //! Names never contain NUL (the gateway validates them), so a tenant's users are the range
 //! `u 0x00 tenant 0x00 ...`, in name order. Every change is one synced WriteBatch: a deleted
@@ -133,6 +134,17 @@ pub struct RoleRecord {
     pub created_unix_s: i64,
 }
 
+/// One bucket policy as set (or removed: `document` absent) through this gateway.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct BucketPolicyVersion {
+    pub v: u32,
+    pub bucket: String,
+    pub version: u32,
+    pub document: Option<String>,
+    pub created_unix_s: i64,
+    pub author: String,
+}
+
 /// A trusted OpenID provider.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct OidcProviderRecord {
@@ -200,6 +212,7 @@ const KEY: u8 = b'k';
 const POLICY: u8 = b'p';
 const ROLE: u8 = b'r';
 const OIDC: u8 = b'o';
+const BUCKET_POLICY: u8 = b'b';
 
 impl MetaStore {
     fn iam_get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
@@ -458,6 +471,34 @@ impl MetaStore {
         }
         self.iam_write(|b, cf| b.delete_cf(cf, ikey(OIDC, &[name])))?;
         Ok(true)
+    }
+
+    // --- bucket policy history ------------------------------------------------------------------
+
+    pub fn bucket_policy_versions(&self, bucket: &str) -> Result<Vec<BucketPolicyVersion>> {
+        self.iam_scan(&tenant_prefix(BUCKET_POLICY, bucket))
+    }
+
+    /// Record the bucket's policy as just set (`None`: removed); its version number.
+    pub fn add_bucket_policy_version(
+        &self,
+        bucket: &str,
+        document: Option<&str>,
+        author: &str,
+        now_unix_s: i64,
+    ) -> Result<u32> {
+        let version = self.bucket_policy_versions(bucket)?.last().map_or(1, |v| v.version + 1);
+        let rec = BucketPolicyVersion {
+            v: crate::FORMAT_VERSION,
+            bucket: bucket.to_owned(),
+            version,
+            document: document.map(str::to_owned),
+            created_unix_s: now_unix_s,
+            author: author.to_owned(),
+        };
+        let key = ikey(BUCKET_POLICY, &[bucket, &format!("{version:08x}")]);
+        self.iam_write(|b, cf| b.put_cf(cf, key, encode(&rec)))?;
+        Ok(version)
     }
 
     // --- identity policies --------------------------------------------------------------------

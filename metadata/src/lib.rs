@@ -64,8 +64,8 @@ const ALL_CFS: [&str; 13] = [
 
 pub mod iam;
 pub use iam::{
-    GroupRecord, KeyRecord, OidcProviderRecord, PolicyRecord, PolicyVersion, PosixRecord, RoleRecord, SessionRecord,
-    TenantRecord, UserRecord,
+    BucketPolicyVersion, GroupRecord, KeyRecord, OidcProviderRecord, PolicyRecord, PolicyVersion, PosixRecord,
+    RoleRecord, SessionRecord, TenantRecord, UserRecord,
 };
 
 /// Format version of every value written by this build.

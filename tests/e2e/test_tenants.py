@@ -508,3 +508,33 @@ def test_steward_creates_a_bucket_for_a_tenant(gw):
     u.put_object(Bucket="astro2-survey", Key="k", Body=b"v")
     assert api(base, "PUT", "/admin/buckets/astro2-survey", {"tenant": "astro2"})[0] == 400  # exists
     assert api(base, "PUT", "/admin/buckets/Bad_Name", {})[0] == 400
+
+
+def test_bucket_policy_history_diff_and_rollback(gw):
+    s, base = gw
+    admin = boto_client(s)
+    admin.create_bucket(Bucket="hist")
+    deny = {"Version": "2012-10-17", "Statement": [{"Sid": "NoGet", "Effect": "Deny", "Principal": "*",
+                                                    "Action": "s3:GetObject", "Resource": "arn:aws:s3:::hist/*"}]}
+    admin.put_object(Bucket="hist", Key="k", Body=b"v")
+    admin.put_bucket_policy(Bucket="hist", Policy=json.dumps({**deny, "Statement": [{**deny["Statement"][0], "Resource": "arn:aws:s3:::hist/secret/*"}]}))
+    admin.put_bucket_policy(Bucket="hist", Policy=json.dumps(deny))
+    time.sleep(1.1)
+    assert error_of(lambda: admin.get_object(Bucket="hist", Key="k")) == ("AccessDenied", 403)
+    vs = ok(api(base, "GET", "/admin/buckets/hist/policy/versions"))["versions"]
+    assert [(v["version"], v["removed"]) for v in vs] == [(1, False), (2, False)]
+    assert vs[0]["author"] == ACCESS_KEY
+    st, diff = api(base, "GET", "/admin/buckets/hist/policy/diff", raw=True)
+    assert st == 200 and '-      "Resource": "arn:aws:s3:::hist/secret/*"' in diff and '+      "Resource": "arn:aws:s3:::hist/*"' in diff, diff
+    ok(api(base, "POST", "/admin/buckets/hist/policy/rollback?version=1"))
+    time.sleep(1.1)  # other gateways' (and this one's) policy cache: a second
+    assert admin.get_object(Bucket="hist", Key="k")["Body"].read() == b"v"
+    assert "hist/secret/*" in admin.get_bucket_policy(Bucket="hist")["Policy"]
+    admin.delete_bucket_policy(Bucket="hist")
+    env = {**os.environ, "STRAIT_ROOT_ACCESS_KEY": ACCESS_KEY, "STRAIT_ROOT_SECRET_KEY": SECRET_KEY}
+    out = subprocess.run([s.binary, "admin", "bucket-policy", "versions", "hist", "--admin", base],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    got = [(v["version"], v["removed"], v["author"]) for v in json.loads(out.stdout)["versions"]]
+    assert got[2:] == [(3, False, "rollback to v1"), (4, True, ACCESS_KEY)], got
+    assert api(base, "GET", "/admin/buckets/hist/policy/versions", auth=None)[0] == 401

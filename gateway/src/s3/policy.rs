@@ -198,7 +198,7 @@ pub async fn put_bucket_policy(
     s: &Strait,
     req: S3Request<PutBucketPolicyInput>,
 ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
-    let doc = req.input.policy;
+    let doc = req.input.policy.clone();
     if doc.len() > POLICY_BYTES_MAX {
         return Err(s3_error!(MalformedPolicy, "Policy exceeds the maximum allowed document size"));
     }
@@ -207,6 +207,7 @@ pub async fn put_bucket_policy(
     }
     let b = s.bucket(&req.input.bucket).await?;
     s.policies.invalidate(&req.input.bucket);
+    let kept = doc.clone();
     let r = fs(move || b.set_policy(Some(&doc))).await;
     s.policies.invalidate(&req.input.bucket);
     r.map_err(|e| {
@@ -216,6 +217,7 @@ pub async fn put_bucket_policy(
             e
         }
     })?;
+    record_version(s, &req, &req.input.bucket, Some(&kept));
     Ok(S3Response::with_status(PutBucketPolicyOutput::default(), http::StatusCode::NO_CONTENT))
 }
 
@@ -238,7 +240,22 @@ pub async fn delete_bucket_policy(
     let r = fs(move || b.set_policy(None)).await;
     s.policies.invalidate(&req.input.bucket);
     r?;
+    record_version(s, &req, &req.input.bucket, None);
     Ok(S3Response::with_status(DeleteBucketPolicyOutput::default(), http::StatusCode::NO_CONTENT))
+}
+
+/// Keep the policy just set (or removed) in the bucket's policy history (`/admin/buckets/{b}/policy`:
+/// versions, diff, rollback). The history is this gateway's: changes through another gateway or
+/// to the xattr directly are not in it. A failure to record is logged; the change stands.
+fn record_version<T>(s: &Strait, req: &S3Request<T>, bucket: &str, doc: Option<&str>) {
+    let author = match super::principal(req) {
+        Some(p) => p.arn(),
+        None => req.credentials.as_ref().map(|c| c.access_key.clone()).unwrap_or_else(|| "anonymous".into()),
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if let Err(e) = s.meta.add_bucket_policy_version(bucket, doc, &author, now) {
+        tracing::warn!(bucket, error = %e, "bucket policy history");
+    }
 }
 
 pub async fn get_bucket_policy_status(
