@@ -22,11 +22,80 @@ use strait_metadata::{KeyRecord, MetaStore, PosixRecord, TenantRecord, UserRecor
 /// The master key sealing every stored secret.
 pub struct MasterKey {
     cipher: Aes256Gcm,
+    /// Keys of an interrupted rotation (`<path>.new`, `<path>.old`): records sealed with either
+    /// still open, so no crash point of `strait admin master-key rotate` loses a secret.
+    fallback: Vec<Aes256Gcm>,
+}
+
+fn read_key(path: &Path) -> Result<Option<Aes256Gcm>, String> {
+    let hex_key = match std::fs::read_to_string(path) {
+        Ok(s) => s.trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("master key {}: {e}", path.display())),
+    };
+    let bytes = hex::decode(&hex_key).map_err(|_| format!("master key {}: expected 64 hex digits", path.display()))?;
+    if bytes.len() != 32 {
+        return Err(format!("master key {}: expected 64 hex digits (32 bytes)", path.display()));
+    }
+    Aes256Gcm::new_from_slice(&bytes).map(Some).map_err(|e| e.to_string())
+}
+
+fn sibling(path: &Path, ext: &str) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(ext);
+    s.into()
+}
+
+/// Re-seal every stored secret under a new master key (the gateway stopped: RocksDB admits
+/// one process). Crash-safe: the new key is written to `<path>.new` first, every record is
+/// re-sealed (records sealed by either key open meanwhile), then the files are renamed.
+/// `reseal(old, new)` re-seals the records; returns how many.
+pub fn rotate_master_key(
+    path: &Path,
+    reseal: impl FnOnce(&MasterKey, &MasterKey) -> Result<usize, String>,
+) -> Result<usize, String> {
+    let old = MasterKey::load_or_create(path)?;
+    let new_path = sibling(path, ".new");
+    if read_key(&new_path)?.is_none() {
+        let mut k = [0u8; 32];
+        rand::rngs::OsRng.fill(&mut k);
+        write_secret_file(&new_path, &hex::encode(k)).map_err(|e| format!("{}: {e}", new_path.display()))?;
+    }
+    let new = MasterKey { cipher: read_key(&new_path)?.ok_or("new master key vanished")?, fallback: vec![] };
+    let n = reseal(&old, &new)?;
+    let old_path = sibling(path, ".old");
+    std::fs::rename(path, &old_path).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::rename(&new_path, path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())?;
+    }
+    std::fs::remove_file(&old_path).map_err(|e| format!("{}: {e}", old_path.display()))?;
+    Ok(n)
 }
 
 impl MasterKey {
     /// Read the key file, creating it (32 random bytes, hex, mode 0600) when absent.
     pub fn load_or_create(path: &Path) -> Result<Self, String> {
+        let fallback: Vec<Aes256Gcm> = [".new", ".old"]
+            .iter()
+            .filter_map(|e| read_key(&sibling(path, e)).transpose())
+            .collect::<Result<_, _>>()?;
+        if let Some(cipher) = read_key(path)? {
+            return Ok(Self { cipher, fallback });
+        }
+        // A rotation interrupted between its two renames: the new key is the one to use.
+        let new_path = sibling(path, ".new");
+        if read_key(&new_path)?.is_some() {
+            std::fs::rename(&new_path, path).map_err(|e| format!("{}: {e}", new_path.display()))?;
+            return Self::load_or_create(path);
+        }
+        Self::create(path).map(|mut k| {
+            k.fallback = fallback;
+            k
+        })
+    }
+
+    fn create(path: &Path) -> Result<Self, String> {
         let hex_key = match std::fs::read_to_string(path) {
             Ok(s) => s.trim().to_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -45,7 +114,7 @@ impl MasterKey {
             return Err(format!("master key {}: expected 64 hex digits (32 bytes)", path.display()));
         }
         let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|e| e.to_string())?;
-        Ok(Self { cipher })
+        Ok(Self { cipher, fallback: vec![] })
     }
 
     /// nonce ‖ ciphertext ‖ tag, base64; `aad` binds it to its record.
@@ -67,7 +136,9 @@ impl MasterKey {
             return None;
         }
         let (nonce, ct) = raw.split_at(12);
-        let pt = self.cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: aad.as_bytes() }).ok()?;
+        let pt = std::iter::once(&self.cipher)
+            .chain(&self.fallback)
+            .find_map(|c| c.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: aad.as_bytes() }).ok())?;
         String::from_utf8(pt).ok()
     }
 }
@@ -418,6 +489,35 @@ mod tests {
         tampered[14] ^= 1;
         let tampered = base64::engine::general_purpose::STANDARD.encode(tampered);
         assert_eq!(mk.open("AKIAONE", &tampered), None);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn rotation_reseals_and_survives_interruption() {
+        let dir = std::env::temp_dir().join(format!("strait-mkr-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("master.key");
+        let mk = MasterKey::load_or_create(&p).unwrap();
+        let mut stored = mk.seal("AKIAONE", "s3cr3t");
+        let before = std::fs::read(&p).unwrap();
+        // Interrupted after re-sealing, before the renames: both keys open the records.
+        let r = rotate_master_key(&p, |old, new| {
+            stored = new.seal("AKIAONE", &old.open("AKIAONE", &stored).unwrap());
+            Err("crash".into())
+        });
+        assert!(r.is_err());
+        assert_eq!(MasterKey::load_or_create(&p).unwrap().open("AKIAONE", &stored).as_deref(), Some("s3cr3t"));
+        let n = rotate_master_key(&p, |old, new| {
+            stored = new.seal("AKIAONE", &old.open("AKIAONE", &stored).unwrap());
+            Ok(1)
+        })
+        .unwrap();
+        assert_eq!(n, 1);
+        assert_ne!(std::fs::read(&p).unwrap(), before, "a new key is in force");
+        assert!(!dir.join("master.key.new").exists() && !dir.join("master.key.old").exists());
+        let now = MasterKey::load_or_create(&p).unwrap();
+        assert_eq!(now.open("AKIAONE", &stored).as_deref(), Some("s3cr3t"));
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -146,6 +146,11 @@ enum AdminCmd {
         #[command(subcommand)]
         cmd: cli_iam::KeyCmd,
     },
+    /// The master key sealing every stored secret. Run while the gateway is stopped.
+    MasterKey {
+        #[command(subcommand)]
+        cmd: MasterKeyCmd,
+    },
     /// The history of bucket policies (versions, diff, rollback), through the admin listener.
     BucketPolicy {
         #[command(flatten)]
@@ -160,6 +165,13 @@ enum AdminCmd {
         #[command(subcommand)]
         cmd: cli_iam::IdPolicyCmd,
     },
+}
+
+#[derive(Subcommand)]
+enum MasterKeyCmd {
+    /// Re-seal every stored secret (tenants' keys, sessions, the generated root secret) under a
+    /// new master key, then replace the key file. Crash-safe: rerun it to finish.
+    Rotate(StoreArgs),
 }
 
 #[derive(Subcommand)]
@@ -324,6 +336,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Admin { cmd: AdminCmd::Key { conn, cmd } } => cli_iam::key(&conn, cmd),
         Cmd::Admin { cmd: AdminCmd::IdentityPolicy { conn, cmd } } => cli_iam::policy(&conn, cmd),
         Cmd::Admin { cmd: AdminCmd::BucketPolicy { conn, cmd } } => cli_iam::bucket_policy(&conn, cmd),
+        Cmd::Admin { cmd: AdminCmd::MasterKey { cmd: MasterKeyCmd::Rotate(args) } } => master_key_rotate(args),
         Cmd::Catalog { admin, token, cmd } => catalog_cmd(&admin, token.as_deref(), cmd),
     };
     match result {
@@ -421,6 +434,39 @@ fn open_offline(args: StoreArgs) -> Result<(Arc<MetaStore>, PosixStore, Config),
     let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone(), true))).map_err(|e| format!("root: {e}"))?;
     store.set_links(links::load(&meta)?);
     Ok((meta, store, cfg))
+}
+
+fn master_key_path(state_dir: &Path) -> PathBuf {
+    std::env::var_os("STRAIT_MASTER_KEY_FILE")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| state_dir.join("master.key"))
+}
+
+fn master_key_rotate(args: StoreArgs) -> Result<(), String> {
+    let (meta, _, cfg) = open_offline(args)?;
+    let path = master_key_path(&cfg.state_dir);
+    let n = iam::rotate_master_key(&path, |old, new| {
+        let mut keys = meta.all_keys().map_err(|e| e.to_string())?;
+        for k in &mut keys {
+            let secret = old.open(&k.access_key, &k.secret_sealed).ok_or_else(|| {
+                format!("key {}: does not open with the current master key; nothing changed", k.access_key)
+            })?;
+            k.secret_sealed = new.seal(&k.access_key, &secret);
+        }
+        meta.put_keys(&keys).map_err(|e| e.to_string())?;
+        if let Some(c) = meta.root_credentials().map_err(|e| e.to_string())? {
+            if let Some(sealed) = c.secret_key.strip_prefix(SEALED) {
+                let aad = format!("root:{}", c.access_key);
+                let secret = old.open(&aad, sealed).ok_or("the root secret does not open; nothing changed")?;
+                let c = RootCredentials { secret_key: format!("{SEALED}{}", new.seal(&aad, &secret)), ..c };
+                meta.set_root_credentials(&c).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(keys.len())
+    })?;
+    println!("master key {} rotated; {n} key(s) re-sealed", path.display());
+    Ok(())
 }
 
 fn bucket_cmd(cmd: BucketCmd) -> Result<(), String> {
@@ -736,11 +782,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     std::fs::set_permissions(&cfg.state_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
     let meta = Arc::new(MetaStore::open(&cfg.state_dir.join("db")).map_err(|e| format!("metadata store: {e}"))?);
-    let master_path = std::env::var_os("STRAIT_MASTER_KEY_FILE")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cfg.state_dir.join("master.key"));
-    let master = iam::MasterKey::load_or_create(&master_path)?;
+    let master = iam::MasterKey::load_or_create(&master_key_path(&cfg.state_dir))?;
     let (ak, sk) = root_credentials(&meta, &master)?;
     let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone(), cfg.listing_index)))
         .map_err(|e| format!("root: {e}"))?;

@@ -286,7 +286,7 @@ def test_secrets_are_sealed_at_rest(gw):
     # Signing verifies only if the gateway unsealed the secret.
     assert client(s, keys[0]).list_buckets()["Buckets"] == []
     s.stop()
-    mk.rename(state / "master.key.old")
+    mk.rename(state.parent / "master.key.moved-away")
     s.start()
     assert error_of(lambda: client(s, keys[0]).list_buckets()) == ("InvalidAccessKeyId", 403)
 
@@ -538,3 +538,31 @@ def test_bucket_policy_history_diff_and_rollback(gw):
     got = [(v["version"], v["removed"], v["author"]) for v in json.loads(out.stdout)["versions"]]
     assert got[2:] == [(3, False, "rollback to v1"), (4, True, ACCESS_KEY)], got
     assert api(base, "GET", "/admin/buckets/hist/policy/versions", auth=None)[0] == 401
+
+
+def test_master_key_rotation_reseals_every_secret(spawn_server):
+    s = spawn_server(env_creds=False, extra_args=("--admin-listen", "127.0.0.1:0"))
+    base = admin_url(s)
+    root = (s.access_key, s.secret_key)
+    ok(api(base, "PUT", "/admin/tenants/rot", {"uid": 3971, "gid": 3971}, auth=root))
+    ok(api(base, "PUT", "/admin/tenants/rot/policies/l", allow(LIST_MY), auth=root))
+    ok(api(base, "PUT", "/admin/tenants/rot/users/ray", {"policies": ["l"]}, auth=root))
+    k = ok(api(base, "POST", "/admin/tenants/rot/users/ray/keys", auth=root))
+    s.stop()
+    mk = s.state_dir / "master.key"
+    before = mk.read_bytes()
+    out = subprocess.run([s.binary, "admin", "master-key", "rotate", "--root", str(s.root), "--state-dir", str(s.state_dir)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "1 key(s) re-sealed" in out.stdout, out.stderr
+    assert mk.read_bytes() != before and stat.S_IMODE(os.stat(mk).st_mode) == 0o600
+    assert not (s.state_dir / "master.key.new").exists() and not (s.state_dir / "master.key.old").exists()
+    s.start()
+    # The tenant's key and the generated root pair both still work, under the new key only.
+    assert client(s, (k["access_key"], k["secret_key"])).list_buckets()["Buckets"] == []
+    boto_client(s).list_buckets()
+    s.stop()
+    mk.write_bytes(before)  # the retired key opens nothing any more
+    env = {k2: v for k2, v in os.environ.items() if not k2.startswith("STRAIT_ROOT_")}
+    r = subprocess.run([s.binary, "serve", "--root", str(s.root), "--state-dir", str(s.state_dir), "--listen", "127.0.0.1:0"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode != 0 and "does not open with this master key" in r.stderr, r.stderr
