@@ -180,24 +180,27 @@ fn enc(s: &str) -> String {
     urlencoding::encode(s).into_owned()
 }
 
-/// Send one request to the identity API and print the answer.
-fn call(conn: &Conn, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<(), String> {
-    let base = conn.admin.trim_end_matches('/');
+/// How a CLI request to the admin listener authenticates.
+pub enum Auth {
+    None,
+    Bearer(String),
+    Basic(String, String),
+}
+
+/// Send one request to the admin listener and print the answer; an error answer becomes
+/// `STATUS: message` (the JSON `error` field when there is one).
+pub fn send(base: &str, method: &str, path: &str, body: Option<Vec<u8>>, auth: Auth) -> Result<(), String> {
+    let base = base.trim_end_matches('/');
     let client = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .build()
         .map_err(|e| e.to_string())?;
     let mut req = client.request(method.parse().expect("method literal"), format!("{base}{path}"));
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    if let Some(t) = env("STRAIT_ADMIN_TOKEN") {
-        req = req.bearer_auth(t);
-    } else if let (Some(a), Some(s)) = (env("STRAIT_ADMIN_ACCESS_KEY"), env("STRAIT_ADMIN_SECRET_KEY")) {
-        req = req.basic_auth(a, Some(s));
-    } else if let (Some(a), Some(s)) = (env("STRAIT_ROOT_ACCESS_KEY"), env("STRAIT_ROOT_SECRET_KEY")) {
-        req = req.basic_auth(a, Some(s));
-    } else {
-        return Err("no credentials: set STRAIT_ADMIN_TOKEN, STRAIT_ADMIN_ACCESS_KEY/STRAIT_ADMIN_SECRET_KEY or STRAIT_ROOT_ACCESS_KEY/STRAIT_ROOT_SECRET_KEY".into());
-    }
+    req = match auth {
+        Auth::None => req,
+        Auth::Bearer(t) => req.bearer_auth(t),
+        Auth::Basic(a, s) => req.basic_auth(a, Some(s)),
+    };
     if let Some(b) = body {
         req = req.header("content-type", "application/json").body(b);
     }
@@ -213,6 +216,21 @@ fn call(conn: &Conn, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<
     }
     print!("{text}");
     Ok(())
+}
+
+/// Send one request to the identity API with the credentials of the environment.
+fn call(conn: &Conn, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<(), String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let auth = if let Some(t) = env("STRAIT_ADMIN_TOKEN") {
+        Auth::Bearer(t)
+    } else if let (Some(a), Some(s)) = (env("STRAIT_ADMIN_ACCESS_KEY"), env("STRAIT_ADMIN_SECRET_KEY")) {
+        Auth::Basic(a, s)
+    } else if let (Some(a), Some(s)) = (env("STRAIT_ROOT_ACCESS_KEY"), env("STRAIT_ROOT_SECRET_KEY")) {
+        Auth::Basic(a, s)
+    } else {
+        return Err("no credentials: set STRAIT_ADMIN_TOKEN, STRAIT_ADMIN_ACCESS_KEY/STRAIT_ADMIN_SECRET_KEY or STRAIT_ROOT_ACCESS_KEY/STRAIT_ROOT_SECRET_KEY".into());
+    };
+    send(&conn.admin, method, path, body, auth)
 }
 
 fn json(v: serde_json::Value) -> Option<Vec<u8>> {

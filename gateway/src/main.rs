@@ -395,25 +395,8 @@ fn catalog_cmd(admin: &str, token: Option<&str>, cmd: CatalogCmd) -> Result<(), 
         }
         CatalogCmd::Dcat => ("GET", "/catalog/dcat".to_owned(), None),
     };
-    let client = reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut req = client.request(method.parse().expect("method literal"), format!("{base}{path}"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b);
-    }
-    let resp = req.send().map_err(|e| format!("{base}: {e}"))?;
-    let status = resp.status();
-    let text = resp.text().map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        return Err(format!("{status}: {}", text.trim()));
-    }
-    print!("{text}");
-    Ok(())
+    let auth = token.map_or(cli_iam::Auth::None, |t| cli_iam::Auth::Bearer(t.to_owned()));
+    cli_iam::send(base, method, &path, body, auth)
 }
 
 /// The metadata store and the store of an offline command.

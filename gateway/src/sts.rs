@@ -63,18 +63,6 @@ fn sts_error(status: u16, code: &str, msg: &str) -> S3Response<Body> {
     xml(http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST), body)
 }
 
-fn form(body: &[u8]) -> Vec<(String, String)> {
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let dec = |s: &str| urlencoding::decode(&s.replace('+', " ")).map(|c| c.into_owned()).unwrap_or_default();
-            (dec(k), dec(v))
-        })
-        .collect()
-}
-
 /// The condition keys a token's claims give a trust policy: `<prefix>:<claim>` for each string,
 /// number, boolean or list-of-strings claim.
 fn claim_context(
@@ -315,7 +303,8 @@ impl StsRoute {
                 return Ok(sts_error(400, "ValidationError", "the request body is larger than 64 KiB or unreadable"))
             }
         };
-        let params = form(&body);
+        // A form body is encoded as a query string.
+        let params = crate::admin::query_params(Some(&String::from_utf8_lossy(&body)));
         let action = params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
         if let Some(info) = req.extensions.get::<Arc<crate::access_log::ReqInfo>>() {
             let _ = info.operation.set(action.clone());
