@@ -555,6 +555,7 @@ impl Bucket {
                         target: name.to_owned(),
                         journal_path,
                         file: Some(std::fs::File::from(fd)),
+                        hold: None,
                     })
                 }
                 // The directory was pruned by a concurrent delete between open and create.
@@ -565,6 +566,58 @@ impl Bucket {
                 Err(e) => {
                     self.store.inner.journal.forget(&journal_path);
                     return Err(ConnectorError::from_errno(e, format!("create staging file for {}", key.as_str())));
+                }
+            }
+        }
+    }
+
+    /// A staging name for `key` in its target directory that is a hard link to the file
+    /// `src_name` of `src_dir` (the same file system): publishing it publishes that file's inode
+    /// without a copy, and dropping it unpublished removes only the link. The staging file is
+    /// open for reading and writing; `hold` stays open (with its locks) until publish or drop.
+    /// `Ok(None)` when the link cannot be made across file systems (EXDEV).
+    pub fn stage_link(
+        &self,
+        key: &ObjectKey,
+        src_dir: &OwnedFd,
+        src_name: &str,
+        hold: std::fs::File,
+    ) -> Result<Option<Staging>> {
+        if key.is_dir_marker() {
+            return Err(ConnectorError::InvalidKey("directory markers are not staged".into()));
+        }
+        let _s = fs_span!("fs.link");
+        let (parent_rel, name) = key.split_parent();
+        let dir = fsutil::ensure_dirs(&*self.fd, parent_rel)?;
+        let stage_name = format!("{STAGE_PREFIX}{}", uuid::Uuid::new_v4().simple());
+        let journal_path = self.path().join(parent_rel).join(&stage_name);
+        self.store.inner.journal.record(&journal_path)?;
+        let opened =
+            rustix::fs::linkat(src_dir, src_name, &dir, stage_name.as_str(), AtFlags::empty()).and_then(|()| {
+                rustix::fs::openat(
+                    &dir,
+                    stage_name.as_str(),
+                    OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                    Mode::empty(),
+                )
+            });
+        match opened {
+            Ok(fd) => Ok(Some(Staging {
+                bucket: self.clone(),
+                key: key.clone(),
+                dir,
+                stage_name,
+                target: name.to_owned(),
+                journal_path,
+                file: Some(std::fs::File::from(fd)),
+                hold: Some(hold),
+            })),
+            Err(e) => {
+                let _ = rustix::fs::unlinkat(&dir, stage_name.as_str(), AtFlags::empty());
+                self.store.inner.journal.forget(&journal_path);
+                match e {
+                    Errno::XDEV => Ok(None),
+                    e => Err(ConnectorError::from_errno(e, format!("link staging file for {}", key.as_str()))),
                 }
             }
         }
@@ -737,6 +790,8 @@ pub struct Staging {
     target: String,
     journal_path: PathBuf,
     file: Option<std::fs::File>,
+    /// A file kept open (and locked) until publish or drop (see [`Bucket::stage_link`]).
+    hold: Option<std::fs::File>,
 }
 
 impl Staging {
@@ -773,6 +828,7 @@ impl Staging {
         self.bucket.journal().forget(&self.journal_path);
         self.stage_name.clear();
         self.bucket.journal().object_changed(&self.bucket.name, self.key.as_str(), &meta.tags);
+        drop(self.hold.take());
         Ok(meta)
     }
 

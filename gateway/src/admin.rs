@@ -101,9 +101,11 @@ impl Admin {
     async fn handle(&self, req: http::Request<hyper::body::Incoming>) -> Resp {
         let path = req.uri().path().to_owned();
         match (req.method(), path.as_str()) {
-            (&http::Method::GET, "/metrics") => {
-                text(200, self.metrics.render(), "application/openmetrics-text; version=1.0.0; charset=utf-8")
-            }
+            (&http::Method::GET, "/metrics") => text(
+                200,
+                self.metrics.render(self.meta.memory_usage()),
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ),
             (&http::Method::GET, "/health/live") => text(200, "ok\n".into(), "text/plain"),
             (&http::Method::GET, "/health/ready") => match self.ready() {
                 Ok(()) => text(200, "ready\n".into(), "text/plain"),

@@ -27,6 +27,20 @@ pub struct Limits {
     /// Bytes of file data buffered by all requests together (GET chunks until sent, PUT write
     /// buffers); a request waits for buffer space instead of allocating more.
     pub buffer_bytes_max: u64,
+    /// Write buffers (memtables) of the metadata store's tables together.
+    pub index_write_buffer_bytes_max: u64,
+    /// The metadata store's block cache (data, index and filter blocks of all tables).
+    pub index_block_cache_bytes_max: u64,
+}
+
+impl Limits {
+    /// The metadata store's share of these limits.
+    pub fn index_memory(&self) -> strait_metadata::MemoryLimits {
+        strait_metadata::MemoryLimits {
+            write_buffer_bytes: self.index_write_buffer_bytes_max as usize,
+            block_cache_bytes: self.index_block_cache_bytes_max as usize,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -40,6 +54,8 @@ impl Default for Limits {
             shutdown_grace_secs: 30,
             requests_in_flight_max: 1024,
             buffer_bytes_max: 256 << 20,
+            index_write_buffer_bytes_max: strait_metadata::MemoryLimits::default().write_buffer_bytes as u64,
+            index_block_cache_bytes_max: strait_metadata::MemoryLimits::default().block_cache_bytes as u64,
         }
     }
 }
@@ -179,6 +195,9 @@ impl Config {
         }
         if l.buffer_bytes_max < 2 << 20 {
             return Err("limits.buffer_bytes_max: expected at least 2097152 (two 1 MiB chunks)".into());
+        }
+        if l.index_write_buffer_bytes_max < 4 << 20 {
+            return Err("limits.index_write_buffer_bytes_max: expected at least 4194304 (4 MiB)".into());
         }
         if file.lease.ttl_secs == 0 || file.lease.ttl_secs > 86_400 {
             return Err("lease.ttl_secs: expected 1 to 86400 seconds".into());

@@ -408,7 +408,7 @@ fn open_offline(args: StoreArgs) -> Result<(Arc<MetaStore>, PosixStore, Config),
     let overrides = Overrides { root: args.root, state_dir: args.state_dir, ..Default::default() };
     let cfg = Config::build(file, overrides)?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
-    let meta = Arc::new(MetaStore::open(&cfg.state_dir.join("db")).map_err(|e| {
+    let meta = Arc::new(MetaStore::open_with(&cfg.state_dir.join("db"), cfg.limits.index_memory()).map_err(|e| {
         format!(
             "metadata store {}: {e} (is a gateway running on this state directory? stop it first)",
             cfg.state_dir.display()
@@ -764,7 +764,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     // the served tree): the gateway's alone.
     std::fs::set_permissions(&cfg.state_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
-    let meta = Arc::new(MetaStore::open(&cfg.state_dir.join("db")).map_err(|e| format!("metadata store: {e}"))?);
+    let meta = Arc::new(
+        MetaStore::open_with(&cfg.state_dir.join("db"), cfg.limits.index_memory())
+            .map_err(|e| format!("metadata store: {e}"))?,
+    );
     let master = iam::MasterKey::load_or_create(&master_key_path(&cfg.state_dir))?;
     let (ak, sk) = root_credentials(&meta, &master)?;
     let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone(), cfg.listing_index)))

@@ -30,6 +30,7 @@ pub struct Metrics {
     io_engine: Family<Labels, Gauge>,
     sendfile_bytes: Counter,
     listing_dirs: Family<Labels, Counter>,
+    index_memory: Family<Labels, Gauge>,
     otel: Otel,
 }
 
@@ -130,6 +131,12 @@ impl Metrics {
         );
         let listing_dirs = Family::<Labels, Counter>::default();
         registry.register("listing_directories", LISTING_DIRS_HELP, listing_dirs.clone());
+        let index_memory = Family::<Labels, Gauge>::default();
+        registry.register(
+            "index_memory_bytes",
+            "Memory the metadata store (RocksDB) holds, by part: write_buffers, block_cache (each bounded by a limit)",
+            index_memory.clone(),
+        );
         Self {
             registry,
             requests,
@@ -142,6 +149,7 @@ impl Metrics {
             io_engine,
             sendfile_bytes,
             listing_dirs,
+            index_memory,
             otel: Otel::new(),
         }
     }
@@ -183,8 +191,12 @@ impl Metrics {
         o.bytes_out.add(bytes.1.unwrap_or(0), &[]);
     }
 
-    /// The OpenMetrics text exposition.
-    pub fn render(&self) -> String {
+    /// The OpenMetrics text exposition; `index_memory` is the metadata store's
+    /// (write buffers, block cache) in bytes.
+    pub fn render(&self, index_memory: (u64, u64)) -> String {
+        for (part, n) in [("write_buffers", index_memory.0), ("block_cache", index_memory.1)] {
+            self.index_memory.get_or_create(&vec![("part".into(), part.into())]).set(n as i64);
+        }
         self.io_queue_depth.set(crate::s3::io::queue_depth());
         let engine = strait_connectors::engine::kind().as_str();
         self.io_engine.get_or_create(&vec![("engine".into(), engine.into())]).set(1);
@@ -215,7 +227,8 @@ mod tests {
         let m = Metrics::new();
         m.started();
         m.finished("GetObject", 404, Some("NoSuchKey"), 0.002, (None, Some(10)));
-        let text = m.render();
+        let text = m.render((5, 7));
+        assert!(text.contains("strait_index_memory_bytes{part=\"block_cache\"} 7"), "{text}");
         assert!(text.contains(r#"strait_requests_total{operation="GetObject",status="404"} 1"#), "{text}");
         assert!(text.contains(r#"strait_errors_total{code="NoSuchKey"} 1"#), "{text}");
         assert!(text.contains("strait_sent_bytes_total 10"), "{text}");

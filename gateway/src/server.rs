@@ -183,9 +183,11 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Front {
             record_outcome(&span, &info, resp.status().as_u16(), error_code.as_deref(), bytes_in);
             // The span stays open while the body streams and is closed by the body at its end.
             let length = content_length(resp.headers());
+            let keep_alive_xml = op == "CompleteMultipartUpload" && resp.status() == http::StatusCode::OK;
             Ok(resp.map(|body| {
                 let mut b = SpannedBody::new(body, span, length, permit);
                 b.on_finish = log_line;
+                b.one_xml_decl = keep_alive_xml;
                 s3s::Body::http_body(b)
             }))
         })
@@ -280,6 +282,12 @@ struct SpannedBody {
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
     /// Run once when the body is done, with the bytes sent (the access-log line).
     on_finish: Option<Box<dyn FnOnce(u64) + Send + Sync>>,
+    /// CompleteMultipartUpload's keep-alive body: s3s 0.14 sends an XML declaration first, then
+    /// whitespace, then an error document with a declaration of its own, which makes the body
+    /// invalid XML (botocore then reports a bare 500 instead of the error's code). The second
+    /// declaration is dropped.
+    one_xml_decl: bool,
+    data_frames: u64,
 }
 
 impl SpannedBody {
@@ -290,7 +298,17 @@ impl SpannedBody {
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Self {
         let expected = inner.size_hint().exact().or(content_length);
-        Self { inner, span, sent: 0, expected, finished: false, _permit: permit, on_finish: None }
+        Self {
+            inner,
+            span,
+            sent: 0,
+            expected,
+            finished: false,
+            _permit: permit,
+            on_finish: None,
+            one_xml_decl: false,
+            data_frames: 0,
+        }
     }
 
     fn finish(&mut self, complete: bool) {
@@ -319,13 +337,21 @@ impl http_body::Body for SpannedBody {
         let this = &mut *self;
         // Entered while polling: tracing-opentelemetry ends a span at its last exit, so the
         // request's span ends with its body, not with its response head.
-        let r = {
+        let mut r = {
             let _entered = this.span.enter();
             std::pin::Pin::new(&mut this.inner).poll_frame(cx)
         };
-        match &r {
+        match &mut r {
             std::task::Poll::Ready(Some(Ok(f))) => {
-                if let Some(d) = f.data_ref() {
+                if let Some(d) = f.data_mut() {
+                    if this.one_xml_decl {
+                        if this.data_frames > 0 && d.starts_with(b"<?xml") {
+                            if let Some(end) = d.windows(2).position(|w| w == b"?>") {
+                                *d = d.slice(end + 2..);
+                            }
+                        }
+                        this.data_frames += 1;
+                    }
                     this.sent += d.len() as u64;
                 }
             }

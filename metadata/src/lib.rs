@@ -142,6 +142,9 @@ pub struct BucketRecord {
 pub struct MetaStore {
     db: DB,
     path: PathBuf,
+    /// Shared by all tables (see [`MemoryLimits`]); kept for their usage figures.
+    buffers: rocksdb::WriteBufferManager,
+    cache: rocksdb::Cache,
 }
 
 /// A child span of the current request for one index operation (`index.*`, target
@@ -192,17 +195,62 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("records serialize")
 }
 
+/// The memory RocksDB may hold for the store, by name. Its defaults are per table (64 MiB of
+/// write buffers and a 32 MiB block cache for each of the 13 tables), so a gateway under write
+/// load would grow for minutes before its write buffers first filled; these bounds hold for
+/// all tables together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// Write buffers (memtables) of all tables together: when they reach it, the largest is
+    /// flushed to a table file. One table's buffer is at most a quarter of it.
+    pub write_buffer_bytes: usize,
+    /// One LRU block cache shared by all tables, holding data, index and filter blocks.
+    pub block_cache_bytes: usize,
+}
+
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        Self { write_buffer_bytes: 32 << 20, block_cache_bytes: 32 << 20 }
+    }
+}
+
 impl MetaStore {
-    /// Open (or create) the store under `dir`.
+    /// Open (or create) the store under `dir`, with the default [`MemoryLimits`].
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, MemoryLimits::default())
+    }
+
+    /// Open (or create) the store under `dir`, its memory bounded by `limits`.
+    pub fn open_with(dir: &Path, limits: MemoryLimits) -> Result<Self> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_keep_log_file_num(4);
         opts.set_max_total_wal_size(64 << 20);
-        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let buffers = rocksdb::WriteBufferManager::new_write_buffer_manager(limits.write_buffer_bytes, false);
+        opts.set_write_buffer_manager(&buffers);
+        let cache = rocksdb::Cache::new_lru_cache(limits.block_cache_bytes);
+        let table = {
+            let mut t = rocksdb::BlockBasedOptions::default();
+            t.set_block_cache(&cache);
+            // Index and filter blocks count against the cache instead of growing beside it.
+            t.set_cache_index_and_filter_blocks(true);
+            t.set_pin_l0_filter_and_index_blocks_in_cache(true);
+            t
+        };
+        let cfs = ALL_CFS.iter().map(|n| {
+            let mut o = Options::default();
+            o.set_write_buffer_size((limits.write_buffer_bytes / 4).max(1 << 20));
+            o.set_block_based_table_factory(&table);
+            ColumnFamilyDescriptor::new(*n, o)
+        });
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
-        Ok(Self { db, path: dir.to_owned() })
+        Ok(Self { db, path: dir.to_owned(), buffers, cache })
+    }
+
+    /// Bytes RocksDB holds now: (write buffers of all tables, block cache).
+    pub fn memory_usage(&self) -> (u64, u64) {
+        (self.buffers.get_usage() as u64, self.cache.get_usage() as u64)
     }
 
     pub fn path(&self) -> &Path {

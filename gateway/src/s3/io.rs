@@ -139,6 +139,19 @@ where
 /// Something with a file to stream a body into.
 pub trait StageFile: Send + 'static {
     fn file_mut(&mut self) -> &mut std::fs::File;
+    /// Where the body's first byte goes in the file.
+    fn base_offset(&self) -> u64 {
+        0
+    }
+}
+
+impl StageFile for strait_connectors::multipart::PartSlot {
+    fn file_mut(&mut self) -> &mut std::fs::File {
+        self.file()
+    }
+    fn base_offset(&self) -> u64 {
+        self.offset()
+    }
 }
 
 impl StageFile for Staging {
@@ -171,7 +184,7 @@ pub async fn write_body<W: StageFile>(
     // The I/O engine writes at explicit offsets through its own handle on the staging file (a
     // request in flight owns it, so a dropped upload cannot close it under the kernel).
     let file = std::sync::Arc::new(target.file_mut().try_clone().map_err(|e| obj_err(e.into()))?);
-    let mut at: u64 = 0;
+    let mut at: u64 = target.base_offset();
     // A pipeline when the budget has room for a second buffer: while one buffer is hashed (MD5
     // and the requested checksum, in order: the hasher travels with the buffer) and written by
     // another task, the next one fills from the socket, so receiving, hashing and writing
@@ -209,13 +222,13 @@ pub async fn write_body<W: StageFile>(
                         let (file, span) = (file.clone(), span.clone());
                         stage = Some(tokio::spawn(async move {
                             h.update(&full);
-                            let b = flush(&file, full, at, &span).await?;
+                            let b = flush_and_write_back(&file, full, at, &span).await?;
                             Ok((h, b))
                         }));
                     }
                     None => {
                         h.update(&buf);
-                        buf = flush(&file, buf, at, &span).await?;
+                        buf = flush_and_write_back(&file, buf, at, &span).await?;
                         hasher = Some(h);
                     }
                 }
@@ -243,6 +256,32 @@ type Staged = S3Result<(BodyHasher, Vec<u8>)>;
 
 async fn joined<T>(w: tokio::task::JoinHandle<S3Result<T>>) -> S3Result<T> {
     w.await.map_err(S3Error::internal_error)?
+}
+
+/// Bytes of a body after which their writeback to the device is started during the upload.
+pub const WRITEBACK_BYTES: u64 = 8 << 20;
+
+/// [`flush`] a full buffer of a body, then, when the body has crossed a multiple of
+/// [`WRITEBACK_BYTES`], start the device writes of the block it completed (sync_file_range):
+/// by the fsync before publish only the tail is left to write, so a large PUT does not wait
+/// for its whole object to reach the device after its last byte arrived. Every byte of this
+/// body before `at` is written when this runs (at most one stage is in flight, and stages run
+/// in order); pages of the block that are not dirty (another part's, in an upload's data file)
+/// are skipped by the kernel.
+async fn flush_and_write_back(
+    file: &std::sync::Arc<std::fs::File>,
+    buf: Vec<u8>,
+    at: u64,
+    span: &tracing::Span,
+) -> S3Result<Vec<u8>> {
+    let end = at + buf.len() as u64;
+    let buf = flush(file, buf, at, span).await?;
+    if end / WRITEBACK_BYTES > at / WRITEBACK_BYTES {
+        let block = (end / WRITEBACK_BYTES - 1) * WRITEBACK_BYTES;
+        let w = strait_connectors::engine::start_writeback(file.clone(), block, WRITEBACK_BYTES);
+        tracing::Instrument::instrument(w, span.clone()).await.map_err(|e| obj_err(e.into()))?;
+    }
+    Ok(buf)
 }
 
 async fn flush(file: &std::sync::Arc<std::fs::File>, buf: Vec<u8>, at: u64, span: &tracing::Span) -> S3Result<Vec<u8>> {

@@ -17,7 +17,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 use std::collections::HashMap;
 use strait_connectors::multipart::StoredPart;
-use strait_connectors::{ObjectMeta, StoredChecksum};
+use strait_connectors::{ObjectMeta, Result as ConnResult, StoredChecksum};
 use strait_metadata::{CompletedUpload, UploadRecord, FORMAT_VERSION};
 
 pub const PART_NUMBER_MAX: i32 = 10_000;
@@ -204,16 +204,49 @@ pub async fn upload_part(s: &Strait, req: S3Request<UploadPartInput>) -> S3Resul
     }
     let md5 = i.content_md5.as_deref().map(checksum::decode_content_md5).transpose()?;
     let id = i.upload_id.clone();
-    let staging = blocking(upload_err, move || bucket.stage_part(&id, n)).await?;
+    // The part's length, when the request declares it (aws-chunked bodies declare the decoded
+    // length apart): a declared part of at most the upload's slot size is written in place.
+    let declared = req
+        .headers
+        .get("x-amz-decoded-content-length")
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .or_else(|| i.content_length.and_then(|n| u64::try_from(n).ok()))
+        .filter(|&n| n <= s.limits.part_size_bytes_max);
+    let slot = match declared {
+        Some(len) => {
+            let (b, id) = (bucket.clone(), id.clone());
+            blocking(upload_err, move || b.claim_slot(&id, n, len)).await?
+        }
+        None => None,
+    };
     let mut req = req;
     let body = req.input.body.take();
-    let (staging, _size, d) = write_body(staging, body, exp.algo(), s.limits.part_size_bytes_max).await?;
-    let expected = expected_value(&req, &exp)?;
-    checksum::verify(&d, md5.as_ref(), expected.as_ref().map(|(a, v)| (*a, v.as_slice())))?;
-    let meta = part_meta(hex(&d.md5), d.checksum);
+    let (meta, publish): (ObjectMeta, Box<dyn FnOnce(ObjectMeta) -> ConnResult<()> + Send>) = match slot {
+        Some(slot) => {
+            // At most the declared length: the bytes after it would land in the next slot.
+            let len = declared.unwrap_or(0);
+            let (slot, size, d) = write_body(slot, body, exp.algo(), len).await?;
+            if size != len {
+                return Err(s3_error!(
+                    IncompleteBody,
+                    "You did not provide the number of bytes specified by the Content-Length HTTP header"
+                ));
+            }
+            let expected = expected_value(&req, &exp)?;
+            checksum::verify(&d, md5.as_ref(), expected.as_ref().map(|(a, v)| (*a, v.as_slice())))?;
+            (part_meta(hex(&d.md5), d.checksum), Box::new(move |m| slot.publish(m, size)))
+        }
+        None => {
+            let staging = blocking(upload_err, move || bucket.stage_part(&id, n)).await?;
+            let (staging, _size, d) = write_body(staging, body, exp.algo(), s.limits.part_size_bytes_max).await?;
+            let expected = expected_value(&req, &exp)?;
+            checksum::verify(&d, md5.as_ref(), expected.as_ref().map(|(a, v)| (*a, v.as_slice())))?;
+            (part_meta(hex(&d.md5), d.checksum), Box::new(move |m| staging.publish(m)))
+        }
+    };
     let out_ck = meta.checksum.clone();
     let etag = meta.etag.clone();
-    blocking(upload_err, move || staging.publish(meta)).await?;
+    blocking(upload_err, move || publish(meta)).await?;
     let mut out = UploadPartOutput { e_tag: Some(ETag::Strong(etag)), ..Default::default() };
     set_checksum_value!(out, out_ck.as_ref());
     Ok(S3Response::new(out))
@@ -443,13 +476,22 @@ pub async fn complete(
         strait_connectors::store::check_mode(&mode, current.as_deref()).map_err(super::error::obj_err)?;
     }
     // Creating the staging file finds key conflicts (a parent that is an object, a symlink on
-    // the way) while they can still be answered with their own status.
-    let b = bucket.clone();
-    let staging = fs(move || b.stage(&key)).await?;
+    // the way) while they can still be answered with their own status. In place when the parts'
+    // layout allows it (the upload's data file becomes the object), else a fresh file.
+    let (b, k, id) = (bucket.clone(), key.clone(), i.upload_id.clone());
+    let parts: Vec<StoredPart> = chosen.iter().map(|p| (*p).clone()).collect();
+    let in_place = blocking(upload_err, move || b.stage_in_place(&id, &k, &parts.iter().collect::<Vec<_>>())).await?;
+    let source = match in_place {
+        Some(ip) => Source::InPlace(ip),
+        None => {
+            let b = bucket.clone();
+            Source::Concat(fs(move || b.stage(&key)).await?)
+        }
+    };
     let job = Finish {
         s: s.clone(),
         bucket,
-        staging,
+        source,
         upload: u,
         numbers: chosen.iter().map(|p| p.number).collect(),
         full_algo: if full { algo } else { None },
@@ -489,11 +531,21 @@ impl Drop for Completing {
     }
 }
 
-/// The long part of CompleteMultipartUpload: concatenate, verify, publish, record.
+/// Where a completion's bytes come from.
+enum Source {
+    /// The upload's data file, linked as the staging file (parts stored on their own are
+    /// copied into their slots).
+    InPlace(strait_connectors::multipart::InPlace),
+    /// A fresh staging file the chosen parts are concatenated into.
+    Concat(strait_connectors::Staging),
+}
+
+/// The long part of CompleteMultipartUpload: concatenate (or fill in place), verify, publish,
+/// record.
 struct Finish {
     s: Strait,
     bucket: strait_connectors::Bucket,
-    staging: strait_connectors::Staging,
+    source: Source,
     upload: UploadRecord,
     numbers: Vec<u32>,
     full_algo: Option<Algo>,
@@ -506,23 +558,47 @@ struct Finish {
 }
 
 async fn finish(job: Finish) -> S3Result<CompleteMultipartUploadOutput> {
-    let Finish { s, bucket, staging, upload, numbers, full_algo, sent_checksum, mut meta, mode, etag, digest, _guard } =
+    let Finish { s, bucket, source, upload, numbers, full_algo, sent_checksum, mut meta, mode, etag, digest, _guard } =
         job;
     let sizes = meta.part_sizes.clone();
     let id = upload.upload_id.clone();
     let b = bucket.clone();
     let (staging, full_ck) = fs(move || {
-        let mut st = staging;
         let mut h = BodyHasher::new(full_algo);
-        for (n, size) in numbers.iter().zip(sizes) {
-            let part = b.open_part(&id, *n)?;
-            if full_algo.is_some() {
-                copy_hashed(&part, 0, size, st.file(), &mut h)?;
-            } else {
-                copy_range_fast(&part, size, st.file())?;
+        match source {
+            Source::InPlace(ip) => {
+                let mut st = ip.staging;
+                for (n, at, len) in ip.copies {
+                    let (part, offset) = b.open_part(&id, n)?;
+                    copy_range_fast(&part, offset, len, st.file(), Some(at))?;
+                }
+                let have = st.file().metadata()?.len();
+                if have < ip.size {
+                    return Err(strait_connectors::ConnectorError::Busy(format!(
+                        "upload data file holds {have} bytes, the parts {}",
+                        ip.size
+                    )));
+                }
+                // Cuts only bytes no part refers to (the planning checked that no slot after
+                // the last chosen part was claimed).
+                st.file().set_len(ip.size)?;
+                if full_algo.is_some() {
+                    hash_range(st.file(), 0, ip.size, &mut h)?;
+                }
+                Ok((st, h.finalize().checksum))
+            }
+            Source::Concat(mut st) => {
+                for (n, size) in numbers.iter().zip(sizes) {
+                    let (part, offset) = b.open_part(&id, *n)?;
+                    if full_algo.is_some() {
+                        copy_hashed(&part, offset, size, st.file(), &mut h)?;
+                    } else {
+                        copy_range_fast(&part, offset, size, st.file(), None)?;
+                    }
+                }
+                Ok((st, h.finalize().checksum))
             }
         }
-        Ok((st, h.finalize().checksum))
     })
     .await?;
     if let Some((a, raw)) = full_ck {
@@ -560,24 +636,69 @@ async fn finish(job: Finish) -> S3Result<CompleteMultipartUploadOutput> {
     Ok(complete_output(&upload.bucket, &upload.key, &etag, meta.checksum.as_ref()))
 }
 
-/// Append `len` bytes of `src` to `dst` with copy_file_range (the file system may share or
-/// offload the blocks), falling back to read/write where it is not supported.
+/// Copy `len` bytes at `offset` of `src` to `dst` (at `dst_at`, or at its file position) with
+/// copy_file_range (the file system may share or offload the blocks), falling back to
+/// read/write where it is not supported.
 fn copy_range_fast(
     src: &std::fs::File,
+    offset: u64,
     len: u64,
     dst: &mut std::fs::File,
+    dst_at: Option<u64>,
 ) -> Result<(), strait_connectors::ConnectorError> {
-    let mut off: u64 = 0;
-    while off < len {
-        let want = usize::try_from(len - off).unwrap_or(usize::MAX).min(1 << 30);
-        match rustix::fs::copy_file_range(src, Some(&mut off), &*dst, None, want) {
+    use std::os::unix::fs::FileExt;
+    let (mut off, mut out) = (offset, dst_at);
+    while off - offset < len {
+        let want = usize::try_from(len - (off - offset)).unwrap_or(usize::MAX).min(1 << 30);
+        match rustix::fs::copy_file_range(src, Some(&mut off), &*dst, out.as_mut(), want) {
             Ok(0) => return Err(strait_connectors::ConnectorError::Busy("part shrank during completion".into())),
             Ok(_) => {}
             Err(_) => {
                 let mut sink = BodyHasher::new(None);
-                return copy_hashed(src, off, len - off, dst, &mut sink);
+                let left = len - (off - offset);
+                return match out {
+                    None => copy_hashed(src, off, left, dst, &mut sink),
+                    Some(mut at) => {
+                        let mut buf = vec![0u8; (1 << 20).min(left.max(1) as usize)];
+                        let end = off + left;
+                        while off < end {
+                            let want = (end - off).min(buf.len() as u64) as usize;
+                            let n = src.read_at(&mut buf[..want], off)?;
+                            if n == 0 {
+                                return Err(strait_connectors::ConnectorError::Busy(
+                                    "part shrank during completion".into(),
+                                ));
+                            }
+                            dst.write_all_at(&buf[..n], at)?;
+                            (off, at) = (off + n as u64, at + n as u64);
+                        }
+                        Ok(())
+                    }
+                };
             }
         }
+    }
+    Ok(())
+}
+
+/// Hash `len` bytes at `offset` of `file`.
+fn hash_range(
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+    h: &mut BodyHasher,
+) -> Result<(), strait_connectors::ConnectorError> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; (1 << 20).min(len.max(1) as usize)];
+    let mut off = offset;
+    while off < offset + len {
+        let want = (offset + len - off).min(buf.len() as u64) as usize;
+        let n = file.read_at(&mut buf[..want], off)?;
+        if n == 0 {
+            return Err(strait_connectors::ConnectorError::Busy("upload data file shrank during completion".into()));
+        }
+        h.update(&buf[..n]);
+        off += n as u64;
     }
     Ok(())
 }
