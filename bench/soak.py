@@ -44,7 +44,9 @@ def main() -> int:
     work = Path(a.work)
     shutil.rmtree(work, ignore_errors=True)
     (work / "root" / "bench").mkdir(parents=True)
-    proc, url = strait_server.start(a.binary, work / "root", work / "strait.log", AK, SK)
+    proc, url = strait_server.start(a.binary, work / "root", work / "strait.log", AK, SK,
+                                    extra_args=["--admin-listen", "127.0.0.1:0"])
+    admin = strait_server.admin_url(work / "strait.log")
     base = [a.loadgen, "--endpoint", url, "--access-key", AK, "--secret-key", SK, "--bucket", "bench"]
     run = lambda *args: subprocess.run(base + list(args), capture_output=True, text=True)  # noqa: E731
     # Fixtures: the 4 KiB keys and the large objects the GET loops read.
@@ -85,8 +87,13 @@ def main() -> int:
     for t in threads:
         t.start()
     samples: list[tuple[float, int]] = []
+    # The metadata store's own memory (RocksDB write buffers + block cache), KiB, per sample.
+    index_kib: list[tuple[float, int]] = []
     while time.monotonic() < stop:
-        samples.append((time.monotonic() - t0, strait_server.status_kib(proc.pid, "VmRSS")))
+        t = time.monotonic() - t0
+        samples.append((t, strait_server.status_kib(proc.pid, "VmRSS")))
+        if admin:
+            index_kib.append((t, sum(strait_server.index_memory(admin).values()) // 1024))
         time.sleep(a.sample_secs)
     for t in threads:
         t.join()
@@ -100,6 +107,9 @@ def main() -> int:
     per_min: dict[int, list[int]] = {}
     for t, r in samples:
         per_min.setdefault(int(t // 60), []).append(r)
+    index_min: dict[int, list[int]] = {}
+    for t, r in index_kib:
+        index_min.setdefault(int(t // 60), []).append(r)
     cpu = f"{os.cpu_count()} cores ({next((ln.split(':', 1)[1].strip() for ln in open('/proc/cpuinfo') if ln.startswith('model name')), '?')})"
     lines = [
         f"## Soak: gateway RSS over {a.minutes:g} minutes of mixed load ({dt.date.today()})",
@@ -109,11 +119,13 @@ def main() -> int:
         "All loops at once, each restarted as soon as it ends: " + ", ".join(f"{k} ×{v}" for k, v in counts.items())
         + f". Errors: {len(errors)}.",
         "",
-        "| minute | RSS median (MiB) | RSS max (MiB) |",
-        "|---|---|---|",
+        "| minute | RSS median (MiB) | RSS max (MiB) | metadata store (RocksDB) median (MiB) |",
+        "|---|---|---|---|",
     ]
     for m, rs in sorted(per_min.items()):
-        lines.append(f"| {m} | {statistics.median(rs) / 1024:.0f} | {max(rs) / 1024:.0f} |")
+        ix = index_min.get(m)
+        ix_s = f"{statistics.median(ix) / 1024:.1f}" if ix else "–"
+        lines.append(f"| {m} | {statistics.median(rs) / 1024:.0f} | {max(rs) / 1024:.0f} | {ix_s} |")
     growth = statistics.median(last) / statistics.median(first)
     lines += [
         "",

@@ -12,10 +12,14 @@ from pathlib import Path
 LISTEN_RE = re.compile(r"strait: listening on http://(\S+?):(\d+)")
 
 
+ADMIN_RE = re.compile(r"strait: admin on (http://\S+)")
+
+
 def start(binary: str, root: Path, log: Path, access_key: str, secret_key: str,
-          state_dir: Path | None = None, timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
+          state_dir: Path | None = None, timeout: float = 60.0,
+          extra_args: list[str] | None = None) -> tuple[subprocess.Popen, str]:
     """The process and its base URL (`http://127.0.0.1:PORT`)."""
-    argv = [binary, "serve", "--root", str(root), "--listen", "127.0.0.1:0"]
+    argv = [binary, "serve", "--root", str(root), "--listen", "127.0.0.1:0"] + (extra_args or [])
     if state_dir is not None:
         argv += ["--state-dir", str(state_dir)]
     env = dict(os.environ, STRAIT_ROOT_ACCESS_KEY=access_key, STRAIT_ROOT_SECRET_KEY=secret_key, RUST_LOG="warn")
@@ -38,3 +42,22 @@ def status_kib(pid: int, field: str) -> int:
     except OSError:
         pass
     return 0
+
+
+def admin_url(log: Path) -> str | None:
+    """The admin listener's URL, when the gateway was started with `--admin-listen`."""
+    m = ADMIN_RE.search(log.read_text(errors="replace"))
+    return m.group(1) if m else None
+
+
+def index_memory(admin: str) -> dict[str, int]:
+    """`strait_index_memory_bytes` by part (write_buffers, block_cache) from /metrics."""
+    import urllib.request
+    out: dict[str, int] = {}
+    try:
+        text = urllib.request.urlopen(admin + "/metrics", timeout=5).read().decode()
+    except OSError:
+        return out
+    for m in re.finditer(r'strait_index_memory_bytes\{part="(\w+)"\} (\d+)', text):
+        out[m.group(1)] = int(m.group(2))
+    return out

@@ -1,8 +1,9 @@
 //! Multipart upload storage, under `<bucket>/.strait-uploads/<upload-id>/`.
 //!
 //! **In place** (the usual case: parts of one size, the last one smaller). The first part to
-//! arrive sets the upload's slot size S (a symlink `slot` → S, created exclusively); a part of at
-//! most S bytes claims its slot (`NNNNN.slot`, created exclusively) and is written at offset
+//! arrive sets the upload's slot size S (the file `slot`, linked into place complete, so the first
+//! link wins); a part of at most S bytes claims its slot (`NNNNN.slot`, an empty file created
+//! exclusively) and is written at offset
 //! (n − 1) × S of the upload's data file `data`; when its bytes are synced it marks the slot done
 //! (`NNNNN.done`) and publishes its record `NNNNN`: an empty file whose xattrs hold the part's
 //! metadata and its `offset:length`. Completion of parts 1..k, all but the last of size S, links
@@ -50,9 +51,9 @@ fn part_name(n: u32) -> String {
 
 /// The upload's data file (in-place parts at their slots).
 const DATA_FILE: &str = "data";
-/// Symlink to the upload's slot size in bytes.
+/// The upload's slot size in bytes (decimal).
 const SLOT_SIZE: &str = "slot";
-/// Symlink created by a completion before it looks at the claims.
+/// Marker created by a completion before it looks at the claims.
 const SEALED: &str = "sealed";
 /// `offset:length` of an in-place part in the data file, on the part's record.
 pub const XATTR_PART_SLOT: &str = "user.strait.part-slot";
@@ -66,17 +67,49 @@ fn done_name(n: u32) -> String {
 }
 
 fn read_slot_size(dir: &OwnedFd) -> Result<Option<u64>> {
-    match rustix::fs::readlinkat(dir, SLOT_SIZE, Vec::new()) {
-        Ok(s) => Ok(s.to_str().ok().and_then(|s| s.parse().ok()).filter(|&n: &u64| n > 0)),
-        Err(Errno::NOENT) => Ok(None),
-        Err(e) => Err(ConnectorError::from_errno(e, "read upload slot size")),
-    }
+    use std::io::Read;
+    let fd = match rustix::fs::openat(dir, SLOT_SIZE, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(ConnectorError::from_errno(e, "open upload slot size")),
+    };
+    let mut text = String::new();
+    std::fs::File::from(fd).take(32).read_to_string(&mut text)?;
+    Ok(text.trim().parse().ok().filter(|&n: &u64| n > 0))
 }
 
-/// Create the symlink `name` → `target` in `dir`; false if it exists.
-fn create_exclusive(dir: &OwnedFd, name: &str, target: &str) -> Result<bool> {
-    match rustix::fs::symlinkat(target, dir, name) {
-        Ok(()) => Ok(true),
+/// Set the upload's slot size to `len` unless a part set it first: the size is written to a
+/// staging file that is then linked as `slot` (link(2) fails if the name exists), so a reader
+/// finds no `slot` or a complete one. Returns the slot size in force.
+fn set_slot_size(dir: &OwnedFd, len: u64) -> Result<u64> {
+    let tmp = format!("{STAGE_PREFIX}{}", uuid::Uuid::new_v4().simple());
+    let fd = rustix::fs::openat(
+        dir,
+        tmp.as_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| match e {
+        Errno::NOENT => ConnectorError::NotFound("upload".into()),
+        e => ConnectorError::from_errno(e, "create upload slot size"),
+    })?;
+    let wrote = std::io::Write::write_all(&mut std::fs::File::from(fd), len.to_string().as_bytes());
+    let linked = wrote.map_err(ConnectorError::from).and_then(|()| {
+        match rustix::fs::linkat(dir, tmp.as_str(), dir, SLOT_SIZE, AtFlags::empty()) {
+            Ok(()) | Err(Errno::EXIST) => Ok(()),
+            Err(e) => Err(ConnectorError::from_errno(e, "link upload slot size")),
+        }
+    });
+    let _ = rustix::fs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
+    linked?;
+    Ok(read_slot_size(dir)?.unwrap_or(0))
+}
+
+/// Create the empty marker file `name` in `dir`; false if it exists.
+fn create_exclusive(dir: &OwnedFd, name: &str) -> Result<bool> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    match rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o600)) {
+        Ok(_) => Ok(true),
         Err(Errno::EXIST) => Ok(false),
         Err(Errno::NOENT) => Err(ConnectorError::NotFound("upload".into())),
         Err(e) => Err(ConnectorError::from_errno(e, format!("create {name}"))),
@@ -238,13 +271,12 @@ impl Bucket {
         let dir = self.upload_dir(id)?;
         let slot = match read_slot_size(&dir)? {
             Some(s) => s,
-            None if create_exclusive(&dir, SLOT_SIZE, &len.to_string())? => len,
-            None => read_slot_size(&dir)?.unwrap_or(0),
+            None => set_slot_size(&dir, len)?,
         };
         let Some(offset) = u64::from(number - 1).checked_mul(slot) else {
             return Ok(None);
         };
-        if len > slot || !create_exclusive(&dir, &claim_name(number), "claimed")? {
+        if len > slot || !create_exclusive(&dir, &claim_name(number))? {
             return Ok(None);
         }
         // The claim is made before looking for the seal (see the module notes); a part that finds
@@ -270,7 +302,7 @@ impl Bucket {
     /// data file is locked and linked as the staging file of `key`. `Ok(None)`: concatenate.
     pub fn stage_in_place(&self, id: &str, key: &ObjectKey, chosen: &[&StoredPart]) -> Result<Option<InPlace>> {
         let dir = self.upload_dir(id)?;
-        create_exclusive(&dir, SEALED, "sealed")?;
+        create_exclusive(&dir, SEALED)?;
         let Some(slot) = read_slot_size(&dir)? else {
             return Ok(None);
         };
@@ -363,7 +395,7 @@ impl PartSlot {
     /// then the part's record published (replacing an earlier upload of the part number).
     pub fn publish(mut self, meta: ObjectMeta, len: u64) -> Result<()> {
         fs_span!("fs.fsync").in_scope(|| self.data.sync_data())?;
-        create_exclusive(&self.dir, &done_name(self.number), "done")?;
+        create_exclusive(&self.dir, &done_name(self.number))?;
         let slot = format!("{}:{len}", self.offset);
         fsutil::set_xattr(self.record.file(), XATTR_PART_SLOT, slot.as_bytes())?;
         self.record.publish(meta)

@@ -513,11 +513,12 @@ def _create(p):
 
 
 def part_file(root, w: World) -> str:
-    """The relative path of part 1 of A's upload (found as root)."""
+    """The relative path of the file holding part 1's bytes of A's upload (found as root): the
+    upload's data file when the part went in place, else the part's own file."""
     found = [os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root / w.main)
-             for f in fs if ".strait-uploads" in d and w.upload in d]
+             for f in fs if ".strait-uploads" in d and w.upload in d and f in ("data", "00001")]
     assert found, "no part file of the upload under the bucket"
-    return found[0]
+    return sorted(found, key=lambda p: not p.endswith("data"))[0]
 
 
 DENIED_FS = {"EACCES", "EPERM"}
