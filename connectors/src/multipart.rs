@@ -68,11 +68,12 @@ fn done_name(n: u32) -> String {
 
 fn read_slot_size(dir: &OwnedFd) -> Result<Option<u64>> {
     use std::io::Read;
-    let fd = match rustix::fs::openat(dir, SLOT_SIZE, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(None),
-        Err(e) => return Err(ConnectorError::from_errno(e, "open upload slot size")),
-    };
+    let fd =
+        match rustix::fs::openat(dir, SLOT_SIZE, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(ConnectorError::from_errno(e, "open upload slot size")),
+        };
     let mut text = String::new();
     std::fs::File::from(fd).take(32).read_to_string(&mut text)?;
     Ok(text.trim().parse().ok().filter(|&n: &u64| n > 0))
