@@ -29,9 +29,8 @@ use crate::meta::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 /// A directory's identity and change times when its snapshot was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DirStamp {
-    pub v: u32,
     pub ino: u64,
     pub mtime_ns: i128,
     pub ctime_ns: i128,
@@ -40,9 +39,15 @@ pub struct DirStamp {
 /// Changes younger than this (2 s) at snapshot time leave the directory unstamped.
 pub const RACY_NS: i128 = 2_000_000_000;
 
+/// Format byte of the binary stamp and directory-entry values (JSON values start with `{`).
+/// A value in any other format decodes as "nothing recorded", which costs one re-read of the
+/// directory and rewrites it: the index is derived data.
+const BIN_V2: u8 = 2;
+const STAMP_LEN: usize = 40;
+
 impl DirStamp {
     pub fn of(st: &rustix::fs::Stat) -> Self {
-        Self { v: 1, ino: st.st_ino, mtime_ns: crate::fsutil::mtime_ns(st), ctime_ns: ctime_ns(st) }
+        Self { ino: st.st_ino, mtime_ns: crate::fsutil::mtime_ns(st), ctime_ns: ctime_ns(st) }
     }
 
     /// Whether a snapshot taken at `now_ns` of a directory with this stamp can be trusted later.
@@ -50,12 +55,34 @@ impl DirStamp {
         now_ns - self.mtime_ns.max(self.ctime_ns) >= RACY_NS
     }
 
+    /// Format byte 2, then inode (u64), mtime and ctime (i128 ns), little-endian: 41 bytes.
+    /// Listings decode one per visited directory and one per common prefix, so it is binary.
     pub fn encode(&self) -> Vec<u8> {
-        to_value(self)
+        let mut b = Vec::with_capacity(1 + STAMP_LEN + 1);
+        b.push(BIN_V2);
+        self.put(&mut b);
+        b
     }
 
     pub fn decode(b: &[u8]) -> Option<Self> {
-        from_value(b)
+        match b {
+            [BIN_V2, rest @ ..] if rest.len() == STAMP_LEN => Self::get(rest),
+            _ => None,
+        }
+    }
+
+    fn put(&self, b: &mut Vec<u8>) {
+        b.extend_from_slice(&self.ino.to_le_bytes());
+        b.extend_from_slice(&self.mtime_ns.to_le_bytes());
+        b.extend_from_slice(&self.ctime_ns.to_le_bytes());
+    }
+
+    fn get(b: &[u8]) -> Option<Self> {
+        Some(Self {
+            ino: u64::from_le_bytes(b.get(0..8)?.try_into().ok()?),
+            mtime_ns: i128::from_le_bytes(b.get(8..24)?.try_into().ok()?),
+            ctime_ns: i128::from_le_bytes(b.get(24..40)?.try_into().ok()?),
+        })
     }
 }
 
@@ -97,21 +124,28 @@ impl CachedMeta {
 /// A directory entry's value: the child directory's stamp when it was last read, and whether it
 /// then held a file directly. While the child's stamp still matches (one `stat`), a listing with
 /// a delimiter can emit the child as a common prefix without opening it.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DirInfo {
-    pub v: u32,
     pub stamp: DirStamp,
     pub has_file: bool,
 }
 
 impl DirInfo {
-    /// Directory-entry values: empty = the child's stamp is not known.
+    /// Format byte 2, the stamp (40 bytes as in [`DirStamp::encode`]), then 1 or 0: 42 bytes.
+    /// Empty = the child's stamp is not known.
     pub fn encode(&self) -> Vec<u8> {
-        to_value(self)
+        let mut b = self.stamp.encode();
+        b.push(u8::from(self.has_file));
+        b
     }
 
     pub fn decode(b: &[u8]) -> Option<Self> {
-        from_value(b)
+        match b {
+            [BIN_V2, rest @ .., f @ (0 | 1)] if rest.len() == STAMP_LEN => {
+                Some(Self { stamp: DirStamp::get(rest)?, has_file: *f == 1 })
+            }
+            _ => None,
+        }
     }
 }
 
@@ -140,4 +174,36 @@ pub trait ListIndex: Send + Sync {
     fn cache_meta(&self, bucket: &str, key: &str, meta: &CachedMeta) -> Result<()>;
     /// Forget everything about a bucket.
     fn drop_bucket(&self, bucket: &str) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_values_round_trip_and_reject_other_formats() {
+        let stamp = DirStamp { ino: 0x0123_4567_89ab_cdef, mtime_ns: -5, ctime_ns: 1_700_000_000_123_456_789 };
+        let b = stamp.encode();
+        assert_eq!(b.len(), 41);
+        assert_eq!(DirStamp::decode(&b), Some(stamp));
+        for has_file in [true, false] {
+            let info = DirInfo { stamp, has_file };
+            let b = info.encode();
+            assert_eq!(b.len(), 42);
+            assert_eq!(DirInfo::decode(&b), Some(info));
+            // A directory value is never taken for a stamp, nor the reverse.
+            assert_eq!(DirStamp::decode(&b), None);
+        }
+        assert_eq!(DirInfo::decode(&stamp.encode()), None);
+        // Earlier JSON values, truncated or unknown formats: nothing recorded (a re-read).
+        let json = br#"{"v":1,"ino":1,"mtime_ns":2,"ctime_ns":3}"#;
+        assert_eq!(DirStamp::decode(json), None);
+        assert_eq!(DirStamp::decode(&b[..40]), None);
+        assert_eq!(DirStamp::decode(b""), None);
+        let mut bad = DirInfo { stamp, has_file: true }.encode();
+        *bad.last_mut().unwrap() = 7;
+        assert_eq!(DirInfo::decode(&bad), None);
+        bad[0] = 3;
+        assert_eq!(DirInfo::decode(&bad), None);
+    }
 }

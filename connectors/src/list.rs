@@ -299,7 +299,7 @@ impl<'q> Walker<'q> {
             let old = ix.children(self.bucket, dir_prefix, "", usize::MAX)?;
             let settled = stamp.settled(now).then_some(stamp);
             let has_file = fresh.iter().any(|(_, k)| *k == Kind::File);
-            let info = settled.map(|stamp| DirInfo { v: 1, stamp, has_file });
+            let info = settled.map(|stamp| DirInfo { stamp, has_file });
             let mut batch = DirBatch { stamp: settled, info, ..Default::default() };
             // Both sides are sorted: one merge pass yields additions and removals.
             let (mut i, mut j) = (0, 0);

@@ -1,7 +1,8 @@
 //! Strait's embedded metadata store (RocksDB under the state directory).
 //!
 //! Tables are column families; every value is JSON carrying a format version `v`, so a later
-//! format can migrate it. Keys are byte strings whose order is the iteration order callers rely
+//! format can migrate it, except the listing index's directory values (below), which are binary
+//! behind a leading format byte because listings decode one per visited directory. Keys are byte strings whose order is the iteration order callers rely
 //! on; each table documents its encoding next to its type.
 //!
 //! | column family | key | value |
@@ -16,8 +17,8 @@
 //! | `datasets` | dataset id | a catalog dataset (the gateway's `catalog::Dataset` JSON) |
 //! | `tags` | `tag-key 0x00 tag-value 0x00 bucket 0x00 key` | empty: the object tag index |
 //! | `objtags` | `bucket 0x00 key` | the object's indexed tag set (JSON pairs), to replace its `tags` entries |
-//! | `listing` | `bucket 0x00 key`, directories as `key/` | a listing-index entry: empty, or the file's cached metadata (connectors' `index::CachedMeta`) |
-//! | `dirstamps` | `bucket 0x00 dir` (`""` or `a/b/`) | the stamp of a trusted directory snapshot (connectors' `index::DirStamp`) |
+//! | `listing` | `bucket 0x00 key`, directories as `key/` | a listing-index entry: empty, the file's cached metadata (JSON, connectors' `index::CachedMeta`), or a directory's `index::DirInfo` (binary, 42 bytes) |
+//! | `dirstamps` | `bucket 0x00 dir` (`""` or `a/b/`) | the stamp of a trusted directory snapshot (connectors' `index::DirStamp`, binary, 41 bytes) |
 //! | `iam` | `kind 0x00 ...` | tenants, users, groups, access keys, identity policies ([`iam`]) |
 //!
 //! `listing` and `dirstamps` are derived data (rebuilt from the file system on demand) and are
@@ -32,6 +33,9 @@ use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBat
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// Entries of a subtree stepped over before `dir_children` seeks past it instead.
+const SUBTREE_STEPS: usize = 8;
 
 const CF_CONFIG: &str = "config";
 const CF_UPLOADS: &str = "uploads";
@@ -567,7 +571,7 @@ impl MetaStore {
     }
 
     /// Up to `limit` immediate children of `dir` with names ≥ `from`: a name ending in `/` is a
-    /// directory, whose subtree is skipped with one seek.
+    /// directory, whose subtree is skipped with a few steps or one seek.
     pub fn dir_children(&self, bucket: &str, dir: &str, from: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
         let _s = index_span!("index.scan", "listing");
         let base = join(bucket, dir);
@@ -597,11 +601,24 @@ impl MetaStore {
                     if i + 1 == rel.len() {
                         out.push((String::from_utf8_lossy(rel).into_owned(), it.value().unwrap_or_default().to_vec()));
                     }
-                    // Past the subtree `rel[..=i]`: seek to `rel[..i] + "0"`.
-                    let mut next = base.clone();
-                    next.extend_from_slice(&rel[..i]);
-                    next.push(b'0');
-                    it.seek(&next);
+                    // Past the subtree `rel[..=i]`: a few steps when it is small (a seek costs
+                    // several times a step), else a seek to `rel[..i] + "0"`.
+                    let mut sub = base.clone();
+                    sub.extend_from_slice(&rel[..=i]);
+                    let mut steps = 0;
+                    loop {
+                        it.next();
+                        if !it.key().is_some_and(|k| k.starts_with(&sub)) {
+                            break;
+                        }
+                        steps += 1;
+                        if steps == SUBTREE_STEPS {
+                            sub.pop();
+                            sub.push(b'0');
+                            it.seek(&sub);
+                            break;
+                        }
+                    }
                 }
             }
         }
@@ -736,6 +753,37 @@ mod tests {
             upload_id: id.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn dir_children_skip_small_and_large_subtrees() {
+        let s = MetaStore::open(&tmp()).unwrap();
+        let mut keys = vec!["a".to_owned(), "small/".into(), "big/".into(), "z".into(), "big+".into()];
+        for i in 0..3 {
+            keys.push(format!("small/f{i}"));
+        }
+        // More entries than SUBTREE_STEPS, nested, so that the seek path runs too.
+        for i in 0..(SUBTREE_STEPS * 3) {
+            keys.push(format!("big/f{i:02}"));
+            keys.push(format!("big/sub/g{i:02}"));
+        }
+        keys.push("big/sub/".into());
+        for k in &keys {
+            s.put_listing_entry("b", k, k.as_bytes()).unwrap();
+        }
+        s.put_listing_entry("other", "x", b"").unwrap();
+        let names = |from: &str, limit| -> Vec<String> {
+            s.dir_children("b", "", from, limit).unwrap().into_iter().map(|(n, _)| n).collect()
+        };
+        assert_eq!(names("", usize::MAX), ["a", "big+", "big/", "small/", "z"]);
+        assert_eq!(names("big/", 2), ["big/", "small/"]);
+        assert_eq!(names("c", usize::MAX), ["small/", "z"]);
+        let big: Vec<String> =
+            s.dir_children("b", "big/", "", usize::MAX).unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(big.len(), SUBTREE_STEPS * 3 + 1);
+        assert_eq!(big.last().map(String::as_str), Some("sub/"));
+        let (_, v) = &s.dir_children("b", "", "small/", 1).unwrap()[0];
+        assert_eq!(v, b"small/");
     }
 
     #[test]

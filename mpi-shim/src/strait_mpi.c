@@ -548,6 +548,56 @@ static int fetch_wait(strait_core_pending **pending, int rc) {
     return code ? core_err(code) : rc;
 }
 
+/* Read [off, off+len) (inside the object) as one stream of work: on http, GETs of at most
+ * cb_buffer_size bytes straight into buf, strait_http_streams of them in flight, with no pause
+ * between rounds (nothing is exchanged, so nothing waits for other ranks). */
+static int fetch_pieces(strait_file f, uint64_t off, char *buf, uint64_t len) {
+    if (f->path == STRAIT_PATH_DIRECT) return fetch(f, off, buf, len);
+    uint64_t piece = f->hints.cb_buffer_size, p = 0;
+    while (p < len) {
+        uint64_t offs[64], lens[64];
+        void *bufs[64];
+        int k = 0;
+        for (; k < 64 && p < len; k++) {
+            offs[k] = off + p;
+            lens[k] = min_u64(piece, len - p);
+            bufs[k] = buf + p;
+            p += lens[k];
+        }
+        int code = strait_core_get_ranges(f->ctx->core, f->bucket, f->key, f->lease.etag[0] ? f->lease.etag : NULL, k,
+                                          offs, lens, bufs, streams_of(f));
+        if (code) return core_err(code);
+    }
+    return STRAIT_OK;
+}
+
+static int by_offset(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Whether no two of the n gathered (offset, length) ranges overlap; empty ones are ignored. */
+static int disjoint(const uint64_t *req, int n, int *err) {
+    uint64_t *v = malloc(sizeof(uint64_t) * 2 * (size_t)n);
+    if (!v) {
+        *err = set_err(STRAIT_ERR_NOMEM, "no memory");
+        return 0;
+    }
+    int m = 0;
+    for (int r = 0; r < n; r++)
+        if (req[2 * r + 1]) {
+            v[2 * m] = req[2 * r];
+            v[2 * m + 1] = req[2 * r + 1];
+            m++;
+        }
+    qsort(v, (size_t)m, 2 * sizeof(uint64_t), by_offset);
+    int ok = 1;
+    for (int i = 1; ok && i < m; i++)
+        if (v[2 * (i - 1)] + v[2 * (i - 1) + 1] > v[2 * i]) ok = 0;
+    free(v);
+    return ok;
+}
+
 /* The bytes of [off, off+len) that exist. */
 static uint64_t clamp_len(strait_file f, uint64_t off, uint64_t len) {
     if (off >= f->lease.size) return 0;
@@ -631,6 +681,21 @@ int strait_read_at_all(strait_file f, uint64_t off, void *buf, size_t len, size_
     if (hi == 0) {
         free(req);
         return STRAIT_OK;
+    }
+    /* ROMIO's rule for romio_cb_read=automatic: when no two ranks want the same bytes,
+     * aggregation only adds an exchange and a pause per round, so each rank reads its own range
+     * (disable forces that, enable forces two-phase). Decided from the gathered ranges, so
+     * identically on every rank. */
+    int alone = f->hints.cb_read == CB_DISABLE || (f->hints.cb_read == CB_AUTO && disjoint(req, c->size, &rc));
+    if ((rc = agree(c, rc))) {
+        free(req);
+        return rc;
+    }
+    if (alone) {
+        free(req);
+        rc = agree(c, fetch_pieces(f, off, buf, mylen));
+        if (!rc && nread) *nread = (size_t)mylen;
+        return rc;
     }
     struct domains dm = make_domains(f, lo, hi);
     uint64_t B = f->hints.cb_buffer_size;

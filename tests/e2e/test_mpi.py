@@ -138,6 +138,8 @@ def test_read_at_all_byte_for_byte(mpi, mpi_server, tmp_path, path):
     key = f"ds/{mpi[0]}-{path}/shard.bin"
     put(s3, key, data)
     hints = [f"strait_path={path}", "cb_buffer_size=1048576", "cb_nodes=2", "strait_http_streams=3"]
+    if path == "http":
+        hints.append("romio_cb_read=enable")  # the ranks' ranges do not overlap: else each reads its own
     before = settled_count(server, "GetObject")
     res = run(mpi, server, "read_at_all", f"s3://mpi/{key}", tmp_path, *hints)
     gets = settled_count(server, "GetObject") - before
@@ -157,12 +159,33 @@ def test_read_at_all_byte_for_byte(mpi, mpi_server, tmp_path, path):
     assert all(r["etag"] == etag for r in res)
 
 
+def test_read_at_all_http_disjoint_ranges_read_alone(mpi, mpi_server, tmp_path):
+    """romio_cb_read=automatic (ROMIO's rule): ranges that do not overlap are read by their own
+    ranks, GETs of at most cb_buffer_size straight into each rank's buffer, with no exchange."""
+    server, s3 = mpi_server
+    data = os.urandom(9 * MIB + 12345)
+    key = f"ds/{mpi[0]}-alone/shard.bin"
+    put(s3, key, data)
+    before = settled_count(server, "GetObject")
+    res = run(mpi, server, "read_at_all", f"s3://mpi/{key}", tmp_path, "strait_path=http",
+              "cb_buffer_size=1048576", "strait_http_streams=2")
+    gets = settled_count(server, "GetObject") - before
+    # Each rank's block is about 2.25 MiB (the last one clamped at the end): 3 GETs each.
+    assert gets == 4 * 3, gets
+    for r in res:
+        assert r["rc"] == 0 and r["path"] == 2, r
+        s, e = block(len(data), r["rank"])
+        assert (r["offset"], r["nread"]) == (s, e - s)
+        assert (tmp_path / f"rank{r['rank']}.bin").read_bytes() == data[s:e]
+
+
 def test_overlapping_ranges_and_independent_reads(mpi, mpi_server, tmp_path):
     server, s3 = mpi_server
     data = os.urandom(5 * MIB + 999)
     key = f"ds/{mpi[0]}-overlap.bin"
     put(s3, key, data)
     for op, hints in [("overlap", ["strait_path=http", "cb_buffer_size=262144"]),
+                      ("overlap", ["strait_path=http", "romio_cb_read=disable", "cb_buffer_size=262144"]),
                       ("overlap", ["strait_path=direct", "romio_cb_read=enable", "cb_buffer_size=262144"]),
                       ("read_at", ["strait_path=http"]),
                       ("read_at", ["strait_path=direct"])]:
