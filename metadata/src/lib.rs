@@ -2,8 +2,9 @@
 //!
 //! Tables are column families; every value is JSON carrying a format version `v`, so a later
 //! format can migrate it, except the listing index's directory values (below), which are binary
-//! behind a leading format byte because listings decode one per visited directory. Keys are byte strings whose order is the iteration order callers rely
-//! on; each table documents its encoding next to its type.
+//! behind a leading format byte because listings decode one per visited directory. Keys are
+//! byte strings whose order is the iteration order callers rely on; each table documents its
+//! encoding next to its type.
 //!
 //! | column family | key | value |
 //! |---|---|---|

@@ -548,11 +548,10 @@ static int fetch_wait(strait_core_pending **pending, int rc) {
     return code ? core_err(code) : rc;
 }
 
-/* Read [off, off+len) (inside the object) as one stream of work: on http, GETs of at most
+/* http: read [off, off+len) (inside the object) as one stream of work: GETs of at most
  * cb_buffer_size bytes straight into buf, strait_http_streams of them in flight, with no pause
  * between rounds (nothing is exchanged, so nothing waits for other ranks). */
 static int fetch_pieces(strait_file f, uint64_t off, char *buf, uint64_t len) {
-    if (f->path == STRAIT_PATH_DIRECT) return fetch(f, off, buf, len);
     uint64_t piece = f->hints.cb_buffer_size, p = 0;
     while (p < len) {
         uint64_t offs[64], lens[64];
@@ -576,26 +575,20 @@ static int by_offset(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Whether no two of the n gathered (offset, length) ranges overlap; empty ones are ignored. */
-static int disjoint(const uint64_t *req, int n, int *err) {
-    uint64_t *v = malloc(sizeof(uint64_t) * 2 * (size_t)n);
-    if (!v) {
-        *err = set_err(STRAIT_ERR_NOMEM, "no memory");
-        return 0;
-    }
+/* Whether no two of the n gathered (offset, length) ranges overlap; empty ones are ignored.
+ * `scratch` holds 2n values. */
+static int disjoint(const uint64_t *req, int n, uint64_t *scratch) {
     int m = 0;
     for (int r = 0; r < n; r++)
         if (req[2 * r + 1]) {
-            v[2 * m] = req[2 * r];
-            v[2 * m + 1] = req[2 * r + 1];
+            scratch[2 * m] = req[2 * r];
+            scratch[2 * m + 1] = req[2 * r + 1];
             m++;
         }
-    qsort(v, (size_t)m, 2 * sizeof(uint64_t), by_offset);
-    int ok = 1;
-    for (int i = 1; ok && i < m; i++)
-        if (v[2 * (i - 1)] + v[2 * (i - 1) + 1] > v[2 * i]) ok = 0;
-    free(v);
-    return ok;
+    qsort(scratch, (size_t)m, 2 * sizeof(uint64_t), by_offset);
+    for (int i = 1; i < m; i++)
+        if (scratch[2 * (i - 1)] + scratch[2 * (i - 1) + 1] > scratch[2 * i]) return 0;
+    return 1;
 }
 
 /* The bytes of [off, off+len) that exist. */
@@ -666,11 +659,14 @@ int strait_read_at_all(strait_file f, uint64_t off, void *buf, size_t len, size_
     }
     /* Two-phase: gather every rank's range, aggregators read their file domains in rounds of
      * cb_buffer_size and send each rank its part. */
-    rc = agree(c, rc);
-    if (rc) return rc;
     uint64_t mine[2] = {off, mylen};
-    uint64_t *req = malloc(sizeof(uint64_t) * 2 * (size_t)c->size);
-    if (!req) return agree(c, set_err(STRAIT_ERR_NOMEM, "no memory"));
+    /* the gathered ranges, then room to sort them (disjoint) */
+    uint64_t *req = malloc(sizeof(uint64_t) * 4 * (size_t)c->size);
+    if (!req && !rc) rc = set_err(STRAIT_ERR_NOMEM, "no memory");
+    if ((rc = agree(c, rc))) {
+        free(req);
+        return rc;
+    }
     MPI_Allgather(mine, 2, MPI_UINT64_T, req, 2, MPI_UINT64_T, c->comm);
     uint64_t lo = UINT64_MAX, hi = 0;
     for (int r = 0; r < c->size; r++)
@@ -686,12 +682,7 @@ int strait_read_at_all(strait_file f, uint64_t off, void *buf, size_t len, size_
      * aggregation only adds an exchange and a pause per round, so each rank reads its own range
      * (disable forces that, enable forces two-phase). Decided from the gathered ranges, so
      * identically on every rank. */
-    int alone = f->hints.cb_read == CB_DISABLE || (f->hints.cb_read == CB_AUTO && disjoint(req, c->size, &rc));
-    if ((rc = agree(c, rc))) {
-        free(req);
-        return rc;
-    }
-    if (alone) {
+    if (f->hints.cb_read == CB_DISABLE || (f->hints.cb_read == CB_AUTO && disjoint(req, c->size, req + 2 * c->size))) {
         free(req);
         rc = agree(c, fetch_pieces(f, off, buf, mylen));
         if (!rc && nread) *nread = (size_t)mylen;
