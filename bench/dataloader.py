@@ -7,6 +7,9 @@ same files four ways, interleaved (A B C D A B C D ...), in one run:
   C  nginx (sendfile on) serving the same directory, a Dataset doing keep-alive GETs (http.client)
   D  Strait through the Dataset of C, with presigned URLs made beforehand: the same client as
      nginx, so C/D compares the servers alone, and A/D shows the cost of the CRT client
+  E  nginx through A's client: s3torchconnector's S3MapDataset.from_objects with nginx as the
+     endpoint (nginx ignores the signature and answers the CRT's ranged GETs and If-Match), so
+     A/E compares the servers under the client the issue names
 
 Two workloads: 64 KiB samples (batches of 32) and 8 MiB samples (batches of 4). The files are
 written once directly into a bucket directory of Strait's root (as a job on the file system would;
@@ -53,6 +56,7 @@ SYSTEMS = {
     "disk": "local disk, plain Dataset",
     "nginx": "nginx, http.client",
     "strait-http": "Strait, presigned http.client",
+    "nginx-s3tc": "nginx, s3torchconnector",
 }
 
 
@@ -232,6 +236,10 @@ def make_loaders(name: str, paths: list[Path], strait: Strait, nginx: Nginx, bat
         "disk": FileDataset(paths),
         "nginx": HTTPDataset("127.0.0.1", nginx.port, [f"/{BUCKET}/{k}" for k in keys]),
         "strait-http": HTTPDataset(strait.host, strait.port, [strait.presign(k) for k in keys]),
+        "nginx-s3tc": S3MapDataset.from_objects([f"s3://{BUCKET}/{k}" for k in keys], region=REGION,
+                                                endpoint=f"http://127.0.0.1:{nginx.port}",
+                                                transform=reader_to_tensor,
+                                                s3client_config=S3ClientConfig(force_path_style=True)),
     }
     # persistent_workers: the workers (and their connections) outlive an epoch, so the measured
     # epochs are steady state; shuffle=True as in training (a fixed seed for each system).
@@ -312,14 +320,15 @@ def render(a, results: dict, nginx_version: str) -> list[str]:
         "servers and the DataLoader's 2 worker processes share the cores.",
         "",
         "| samples | " + " | ".join(f"{label} (samples/s)" for label in SYSTEMS.values())
-        + " | Strait / nginx: s3torchconnector, http.client |",
+        + " | Strait / nginx: s3torchconnector to both, http.client to both, s3torchconnector to Strait vs http.client to nginx |",
         "|---|" + "---|" * len(SYSTEMS) + "---|",
     ]
     for name, (n, size, batch, sps) in results.items():
         label = f"{size // KIB} KiB" if size < MIB else f"{size // MIB} MiB"
         cells = [f"{sps[s]:.0f} ({sps[s] * size / MIB:.0f} MiB/s)" for s in SYSTEMS]
         lines.append(f"| {label} × {n}, batches of {batch} | " + " | ".join(cells)
-                     + f" | {sps['strait'] / sps['nginx']:.2f}×, {sps['strait-http'] / sps['nginx']:.2f}× |")
+                     + f" | {sps['strait'] / sps['nginx-s3tc']:.2f}×, {sps['strait-http'] / sps['nginx']:.2f}×, "
+                     f"{sps['strait'] / sps['nginx']:.2f}× |")
     lines.append("")
     return lines
 

@@ -89,11 +89,21 @@ def main() -> int:
     samples: list[tuple[float, int]] = []
     # The metadata store's own memory (RocksDB write buffers + block cache), KiB, per sample.
     index_kib: list[tuple[float, int]] = []
+    # RocksDB's SST readers (index and filter blocks, outside the block cache), and the live
+    # bytes of the gateway's own heap (jemalloc's stats.allocated), KiB, per sample.
+    readers_kib: list[tuple[float, int]] = []
+    heap_kib: list[tuple[float, int]] = []
     while time.monotonic() < stop:
         t = time.monotonic() - t0
         samples.append((t, strait_server.status_kib(proc.pid, "VmRSS")))
         if admin:
-            index_kib.append((t, sum(strait_server.index_memory(admin).values()) // 1024))
+            ix = strait_server.index_memory(admin)
+            readers = ix.pop("table_readers", 0)
+            index_kib.append((t, sum(ix.values()) // 1024))
+            readers_kib.append((t, readers // 1024))
+            heap = strait_server.gauges(admin, "strait_allocator_bytes", "kind")
+            if "allocated" in heap:
+                heap_kib.append((t, heap["allocated"] // 1024))
         time.sleep(a.sample_secs)
     for t in threads:
         t.join()
@@ -107,9 +117,13 @@ def main() -> int:
     per_min: dict[int, list[int]] = {}
     for t, r in samples:
         per_min.setdefault(int(t // 60), []).append(r)
-    index_min: dict[int, list[int]] = {}
-    for t, r in index_kib:
-        index_min.setdefault(int(t // 60), []).append(r)
+    def by_minute(series: list[tuple[float, int]]) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for t, r in series:
+            out.setdefault(int(t // 60), []).append(r)
+        return out
+
+    index_min, readers_min, heap_min = by_minute(index_kib), by_minute(readers_kib), by_minute(heap_kib)
     cpu = f"{os.cpu_count()} cores ({next((ln.split(':', 1)[1].strip() for ln in open('/proc/cpuinfo') if ln.startswith('model name')), '?')})"
     lines = [
         f"## Soak: gateway RSS over {a.minutes:g} minutes of mixed load ({dt.date.today()})",
@@ -119,13 +133,18 @@ def main() -> int:
         "All loops at once, each restarted as soon as it ends: " + ", ".join(f"{k} ×{v}" for k, v in counts.items())
         + f". Errors: {len(errors)}.",
         "",
-        "| minute | RSS median (MiB) | RSS max (MiB) | metadata store (RocksDB) median (MiB) |",
-        "|---|---|---|---|",
+        "| minute | RSS median (MiB) | RSS max (MiB) | RocksDB write buffers + block cache median (MiB) "
+        "| RocksDB table readers median (MiB) | gateway heap, live (jemalloc allocated) median (MiB) |",
+        "|---|---|---|---|---|---|",
     ]
+
+    def med(series: dict[int, list[int]], m: int) -> str:
+        v = series.get(m)
+        return f"{statistics.median(v) / 1024:.1f}" if v else "–"
+
     for m, rs in sorted(per_min.items()):
-        ix = index_min.get(m)
-        ix_s = f"{statistics.median(ix) / 1024:.1f}" if ix else "–"
-        lines.append(f"| {m} | {statistics.median(rs) / 1024:.0f} | {max(rs) / 1024:.0f} | {ix_s} |")
+        lines.append(f"| {m} | {statistics.median(rs) / 1024:.0f} | {max(rs) / 1024:.0f} | {med(index_min, m)} "
+                     f"| {med(readers_min, m)} | {med(heap_min, m)} |")
     growth = statistics.median(last) / statistics.median(first)
     lines += [
         "",

@@ -50,6 +50,16 @@ def admin_url(log: Path) -> str | None:
     return m.group(1) if m else None
 
 
+def gauges(admin: str, name: str, label: str) -> dict[str, int]:
+    """One labelled gauge of /metrics, by label value (empty if the admin port does not answer)."""
+    import urllib.request
+    try:
+        text = urllib.request.urlopen(admin + "/metrics", timeout=5).read().decode()
+    except OSError:
+        return {}
+    return {m.group(1): int(m.group(2)) for m in re.finditer(rf'{name}\{{{label}="(\w+)"\}} (\d+)', text)}
+
+
 def index_memory(admin: str) -> dict[str, int]:
     """`strait_index_memory_bytes` by part (write_buffers, block_cache) from /metrics."""
     import urllib.request

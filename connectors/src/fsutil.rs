@@ -10,6 +10,99 @@ use std::os::fd::{AsFd, OwnedFd};
 /// symlink (in any component).
 pub const RESOLVE: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_SYMLINKS);
 
+// Cached-only mode (see [`try_cached`]) and whether a call in it would have blocked.
+thread_local! {
+    static CACHED_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static WOULD_BLOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` in cached-only mode: every lookup resolves with `RESOLVE_CACHED` (no I/O, no
+/// revalidation of a network file system's dentries), reads use `RWF_NOWAIT` (page cache
+/// only), metadata kept in the side store is not read, and buckets on file systems that are
+/// not local ([`crate::layout::is_local`]) are not opened. Any such step that would block
+/// fails with `EAGAIN`, and then `None` is returned: the caller runs `f` again where blocking
+/// is allowed (the I/O pool). `f` must be free of side effects, since it may run twice. This is
+/// how a small GET of a cached file is served on the async thread that parsed the request,
+/// without a hand-off to another thread and back.
+pub fn try_cached<T>(f: impl FnOnce() -> Result<T>) -> Option<Result<T>> {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CACHED_ONLY.set(false);
+        }
+    }
+    WOULD_BLOCK.set(false);
+    CACHED_ONLY.set(true);
+    let r = {
+        let _reset = Reset;
+        f()
+    };
+    (!WOULD_BLOCK.replace(false)).then_some(r)
+}
+
+/// Whether this thread is in [`try_cached`]'s cached-only mode.
+pub fn cached_only() -> bool {
+    CACHED_ONLY.get()
+}
+
+/// In cached-only mode: note that the current step would block, and return the error to
+/// unwind with (`EAGAIN`). Outside it, `None`.
+pub fn would_block() -> Option<Errno> {
+    cached_only().then(|| {
+        WOULD_BLOCK.set(true);
+        Errno::AGAIN
+    })
+}
+
+/// `openat2` with [`RESOLVE`] (plus `RESOLVE_CACHED` in cached-only mode).
+fn openat2_beneath(dir: impl AsFd, rel: &str, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+    openat2_with(dir, rel, flags, RESOLVE)
+}
+
+/// `openat2` with `resolve` (plus `RESOLVE_CACHED` in cached-only mode, where an `EAGAIN`
+/// marks the attempt as one that would block).
+pub fn openat2_with(
+    dir: impl AsFd,
+    rel: impl rustix::path::Arg,
+    flags: OFlags,
+    resolve: ResolveFlags,
+) -> rustix::io::Result<OwnedFd> {
+    if !cached_only() {
+        return rustix::fs::openat2(dir, rel, flags, Mode::empty(), resolve);
+    }
+    rustix::fs::openat2(dir, rel, flags, Mode::empty(), resolve | ResolveFlags::CACHED).map_err(|e| match e {
+        Errno::AGAIN => would_block().unwrap_or(e),
+        e => e,
+    })
+}
+
+/// Read `buf.len()` bytes at `offset`, or fewer at the end of the file (the count read is
+/// returned). In cached-only mode only what is in the page cache is read (`RWF_NOWAIT`); a
+/// page that is not, or a file system without that flag, makes the attempt one that would block.
+pub fn read_full_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut got = 0;
+    while got < buf.len() {
+        let n = if cached_only() {
+            let mut io = [std::io::IoSliceMut::new(&mut buf[got..])];
+            match rustix::io::preadv2(file, &mut io, offset + got as u64, rustix::io::ReadWriteFlags::NOWAIT) {
+                Ok(n) => n,
+                Err(Errno::AGAIN) | Err(Errno::OPNOTSUPP) | Err(Errno::INVAL) => {
+                    return Err(ConnectorError::from_errno(would_block().unwrap_or(Errno::AGAIN), "read"));
+                }
+                Err(e) => return Err(ConnectorError::from_errno(e, "read")),
+            }
+        } else {
+            file.read_at(&mut buf[got..], offset + got as u64)?
+        };
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    Ok(got)
+}
+
 /// Mode for new directories (the umask applies).
 pub const DIR_MODE: u32 = 0o755;
 /// Mode for new files (the umask applies).
@@ -18,45 +111,44 @@ pub const FILE_MODE: u32 = 0o644;
 /// Open a directory beneath `dir`.
 pub fn open_dir(dir: impl AsFd, rel: &str) -> rustix::io::Result<OwnedFd> {
     let rel = if rel.is_empty() { "." } else { rel };
-    rustix::fs::openat2(
-        dir,
-        rel,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-        RESOLVE,
-    )
+    openat2_beneath(dir, rel, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC)
 }
 
 /// Open a path beneath `dir` with `O_PATH` (no side effects on devices or FIFOs) and stat it.
 pub fn stat_beneath(dir: impl AsFd, rel: &str) -> rustix::io::Result<Stat> {
-    let fd = rustix::fs::openat2(dir, rel, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty(), RESOLVE)?;
+    let fd = openat2_beneath(dir, rel, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC)?;
     rustix::fs::fstat(fd)
 }
 
 /// Open a regular file beneath `dir` for reading; anything else is refused.
 pub fn open_regular(dir: impl AsFd + Copy, rel: &str) -> Result<(std::fs::File, Stat)> {
-    let st = stat_beneath(dir, rel).map_err(|e| map_lookup(e, rel))?;
-    match FileType::from_raw_mode(st.st_mode) {
-        FileType::RegularFile => {}
-        FileType::Directory => return Err(ConnectorError::NotFound(format!("{rel} is a directory"))),
-        _ => return Err(ConnectorError::NotRegularFile(rel.to_owned())),
+    // The type is checked on an O_PATH descriptor first, so opening a FIFO or a device has no
+    // side effect; the file opened next must be the one checked. A key replaced in between (a
+    // PUT renaming its new version over the key) is looked up again: a GET racing an
+    // overwrite gets one version or the other, not an error.
+    let mut tries = 0;
+    loop {
+        let st = stat_beneath(dir, rel).map_err(|e| map_lookup(e, rel))?;
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::RegularFile => {}
+            FileType::Directory => return Err(ConnectorError::NotFound(format!("{rel} is a directory"))),
+            _ => return Err(ConnectorError::NotRegularFile(rel.to_owned())),
+        }
+        let fd = openat2_beneath(dir, rel, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC)
+            .map_err(|e| map_lookup(e, rel))?;
+        // A mount of another file system inside the bucket: its files are left to the pool too.
+        if cached_only() && !crate::layout::is_local(&fd) {
+            return Err(ConnectorError::from_errno(would_block().unwrap_or(Errno::AGAIN), rel.to_owned()));
+        }
+        let st2 = rustix::fs::fstat(&fd).ctx(|| format!("fstat {rel}"))?;
+        if st2.st_ino == st.st_ino && st2.st_dev == st.st_dev {
+            return Ok((std::fs::File::from(fd), st2));
+        }
+        tries += 1;
+        if tries == 8 {
+            return Err(ConnectorError::Busy(format!("{rel} changed while opening, {tries} times")));
+        }
     }
-    let fd = rustix::fs::openat2(
-        dir,
-        rel,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-        RESOLVE,
-    )
-    .map_err(|e| map_lookup(e, rel))?;
-    let st2 = rustix::fs::fstat(&fd).ctx(|| format!("fstat {rel}"))?;
-    if st2.st_ino != st.st_ino
-        || st2.st_dev != st.st_dev
-        || FileType::from_raw_mode(st2.st_mode) != FileType::RegularFile
-    {
-        return Err(ConnectorError::Busy(format!("{rel} changed while opening")));
-    }
-    Ok((std::fs::File::from(fd), st2))
 }
 
 /// Lookups: a symlink on the way (ELOOP under RESOLVE_NO_SYMLINKS) or an escape attempt (EXDEV)
@@ -155,4 +247,79 @@ fn create_autodir(parent: &OwnedFd, comp: &str) -> Result<OwnedFd> {
 /// Nanoseconds since the epoch of a stat's mtime.
 pub fn mtime_ns(st: &Stat) -> i128 {
     i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("strait-fsutil-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        dir
+    }
+
+    /// Write back and drop a file's pages from the page cache.
+    fn evict(path: &std::path::Path) {
+        let f = std::fs::File::open(path).unwrap();
+        f.sync_all().unwrap();
+        rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    }
+
+    #[test]
+    fn cached_only_mode_serves_hot_files_and_gives_way_on_cold_pages() {
+        let dir = scratch("cached");
+        let data: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.join("sub/f"), &data).unwrap();
+        let root = rustix::fs::open(&dir, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let read = || -> Result<Vec<u8>> {
+            let (f, st) = open_regular(&root, "sub/f")?;
+            let mut buf = vec![0u8; st.st_size as usize];
+            let n = read_full_at(&f, &mut buf, 0)?;
+            buf.truncate(n);
+            Ok(buf)
+        };
+        // Just written: the dentries and pages are cached, so it completes in cached-only mode.
+        assert_eq!(try_cached(read).expect("served from the caches").unwrap(), data);
+        // A missing key answers from the (negative) dentry cache or gives way; never a wrong answer.
+        if let Some(r) = try_cached(|| open_regular(&root, "sub/missing")) {
+            assert!(matches!(r, Err(ConnectorError::NotFound(_))), "{:?}", r.map(|_| ()));
+        }
+        let local = crate::layout::is_local(&root);
+        if local && rustix::fs::fstatfs(&root).unwrap().f_type != 0x0102_1994 {
+            // Pages not in memory: the read would wait for the device, so the attempt gives way…
+            // (fadvise cannot drop pages still in another CPU's LRU batch: retry until it did.)
+            let gave_way = (0..50).any(|_| {
+                evict(&dir.join("sub/f"));
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                try_cached(read).is_none()
+            });
+            assert!(gave_way, "a cold read must not run in cached-only mode");
+        }
+        assert!(!cached_only(), "the mode ends with the attempt");
+        // …and the same work outside the mode reads the file.
+        assert_eq!(read().unwrap(), data);
+        assert_eq!(try_cached(read).expect("hot again").unwrap(), data);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_mode_ends_when_the_work_panics() {
+        let r = std::panic::catch_unwind(|| try_cached(|| -> Result<()> { panic!("boom") }));
+        assert!(r.is_err());
+        assert!(!cached_only());
+        assert!(would_block().is_none());
+    }
+
+    #[test]
+    fn local_file_systems_are_told_from_others() {
+        let proc_fd = rustix::fs::open("/proc", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        assert!(!crate::layout::is_local(&proc_fd), "procfs is not a local data file system");
+        let tmp = rustix::fs::open(std::env::temp_dir(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let t = rustix::fs::fstatfs(&tmp).unwrap().f_type;
+        if [0xEF53, 0x5846_5342, 0x0102_1994].contains(&t) {
+            assert!(crate::layout::is_local(&tmp), "ext4, XFS and tmpfs are local");
+        }
+    }
 }

@@ -44,6 +44,17 @@ pub fn fs_type(fd: impl AsFd) -> &'static str {
     }
 }
 
+/// `statfs.f_type` of the local file systems whose cached lookups, opens, xattr reads and
+/// page-cache reads complete without I/O or a server round trip: ext2/3/4, XFS, Btrfs, tmpfs,
+/// overlayfs, ZFS, F2FS. Network and parallel file systems (Lustre, GPFS, NFS, ...) are not
+/// among them: opening a file there asks a server, cached dentry or not.
+const LOCAL_MAGICS: [i64; 7] = [0xEF53, 0x5846_5342, 0x9123_683E, 0x0102_1994, 0x794C_7630, 0x2FC1_2FC1, 0xF2F5_2010];
+
+/// Whether `fd` is on a local file system (see [`LOCAL_MAGICS`]).
+pub fn is_local(fd: impl AsFd) -> bool {
+    rustix::fs::fstatfs(fd).is_ok_and(|s| LOCAL_MAGICS.contains(&s.f_type))
+}
+
 /// Parse a `lov_user_md` (v1 or v3; little-endian as the Lustre client stores it):
 /// `u32 magic, u32 pattern, u64 oi_id, u64 oi_seq, u32 stripe_size, u16 stripe_count, ...`.
 pub fn parse_lov(b: &[u8]) -> Option<(u64, u32)> {

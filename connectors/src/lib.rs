@@ -29,6 +29,7 @@ pub mod multipart;
 pub mod store;
 
 pub use error::{ConnectorError, Result};
+pub use fsutil::{read_full_at, try_cached};
 pub use key::ObjectKey;
 pub use meta::{FileIdentity, ObjectMeta, StoredChecksum};
 pub use store::{

@@ -4,7 +4,7 @@ use crate::error::{ConnectorError, Ctx, Result};
 use crate::fsutil::{self, open_dir, FILE_MODE};
 use crate::key::ObjectKey;
 use crate::meta::{FileIdentity, ObjectMeta, XATTR_AUTODIR, XATTR_MARKER, XATTR_META};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags};
 use rustix::io::Errno;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -108,6 +108,10 @@ pub(crate) fn load_meta(
     let Some(m) = fsutil::get_xattr(&fd, name)?.and_then(|v| ObjectMeta::decode(&v)) else { return Ok(None) };
     if !m.sidecar {
         return Ok(Some(m));
+    }
+    // The side store may read from disk: not in cached-only mode.
+    if let Some(e) = fsutil::would_block() {
+        return Err(ConnectorError::from_errno(e, name.to_owned()));
     }
     Ok(state.get_meta(&inode_key(st))?.and_then(|v| ObjectMeta::decode(&v)).filter(|full| full.id == m.id))
 }
@@ -264,21 +268,32 @@ impl PosixStore {
     pub fn bucket(&self, name: &str) -> Result<Bucket> {
         if let Some(link) = self.link(name) {
             let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-            let fd = rustix::fs::open(&link.path, flags, Mode::empty()).map_err(|e| match e {
+            let fd = fsutil::openat2_with(rustix::fs::CWD, &link.path, flags, ResolveFlags::empty()).map_err(|e| match e {
                 Errno::NOENT | Errno::NOTDIR | Errno::LOOP => {
                     tracing::warn!(bucket = name, path = %link.path.display(), "linked bucket directory is missing");
                     ConnectorError::NoSuchBucket(name.to_owned())
                 }
                 e => ConnectorError::from_errno(e, format!("open linked bucket {name}")),
             })?;
+            Self::local_in_cached_mode(&fd, name)?;
             return Ok(Bucket { store: self.clone(), name: name.to_owned(), fd: Arc::new(fd), path: link.path });
         }
         let fd = open_dir(&self.inner.root_fd, name).map_err(|e| match e {
             Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV => ConnectorError::NoSuchBucket(name.to_owned()),
             e => ConnectorError::from_errno(e, format!("open bucket {name}")),
         })?;
+        Self::local_in_cached_mode(&fd, name)?;
         let path = self.inner.root.join(name);
         Ok(Bucket { store: self.clone(), name: name.to_owned(), fd: Arc::new(fd), path })
+    }
+
+    /// In [`fsutil::try_cached`]'s mode, a bucket on a file system that is not local is left to
+    /// the I/O pool (its opens ask a server).
+    fn local_in_cached_mode(fd: &OwnedFd, name: &str) -> Result<()> {
+        match fsutil::cached_only() && !crate::layout::is_local(fd) {
+            true => Err(ConnectorError::from_errno(fsutil::would_block().unwrap_or(Errno::AGAIN), name.to_owned())),
+            false => Ok(()),
+        }
     }
 
     /// Create a bucket directory. [`ConnectorError::AlreadyExists`] if it exists. A tenant's

@@ -109,11 +109,14 @@ pub struct IoFile {
     pub engine: strait_connectors::engine::Choice,
     /// Send GET bodies on plaintext HTTP/1.x connections with sendfile(2) (no user-space copy).
     pub zero_copy: bool,
+    /// Serve the open (and small-body read) of GET and HEAD on the async thread when the kernel
+    /// can do it from its caches alone, on local file systems; otherwise on the I/O pool.
+    pub inline_cached: bool,
 }
 
 impl Default for IoFile {
     fn default() -> Self {
-        Self { engine: strait_connectors::engine::Choice::Auto, zero_copy: true }
+        Self { engine: strait_connectors::engine::Choice::Auto, zero_copy: true, inline_cached: true }
     }
 }
 
@@ -145,6 +148,7 @@ pub struct Config {
     pub lease: crate::lease::LeaseSettings,
     pub io_engine: strait_connectors::engine::Choice,
     pub zero_copy: bool,
+    pub inline_cached: bool,
 }
 
 /// Flags that override the file.
@@ -218,6 +222,7 @@ impl Config {
             lease: crate::lease::LeaseSettings { direct: file.lease.direct, ttl_secs: file.lease.ttl_secs },
             io_engine: o.io_engine.unwrap_or(file.io.engine),
             zero_copy: file.io.zero_copy,
+            inline_cached: file.io.inline_cached,
         })
     }
 }
@@ -252,9 +257,10 @@ mod tests {
     #[test]
     fn io_engine_flag_beats_the_file() {
         use strait_connectors::engine::Choice;
-        let f: ConfigFile = toml::from_str("[io]\nengine = \"threads\"\nzero_copy = false\n").unwrap();
+        let f: ConfigFile =
+            toml::from_str("[io]\nengine = \"threads\"\nzero_copy = false\ninline_cached = false\n").unwrap();
         let c = Config::build(f.clone(), Overrides::default()).unwrap();
-        assert_eq!((c.io_engine, c.zero_copy), (Choice::Threads, false));
+        assert_eq!((c.io_engine, c.zero_copy, c.inline_cached), (Choice::Threads, false, false));
         let o = Overrides { io_engine: Some(Choice::IoUring), ..Default::default() };
         assert_eq!(Config::build(f, o).unwrap().io_engine, Choice::IoUring);
         assert_eq!(Config::build(ConfigFile::default(), Overrides::default()).unwrap().io_engine, Choice::Auto);

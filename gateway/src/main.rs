@@ -18,6 +18,13 @@ mod sts;
 mod telemetry;
 mod zerocopy;
 
+/// jemalloc for the gateway's own allocations: with glibc's malloc, per-thread arenas grew
+/// resident memory by a third over a 10-minute mixed load without any leak (bench/RESULTS.md,
+/// the soak A/B with `MALLOC_ARENA_MAX=2`); jemalloc's size classes and time-based purging of
+/// dirty pages keep it flat. RocksDB's C++ allocations stay with the C library's allocator.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use clap::{Parser, Subcommand};
 use config::{Config, ConfigFile, Overrides};
 use std::path::{Path, PathBuf};
@@ -861,6 +868,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         None => eprintln!("strait: I/O engine: {}", engine.kind.as_str()),
     }
     let zero_copy = cfg.zero_copy && tls.is_none();
+    s3::io::set_inline(cfg.inline_cached);
+    if !cfg.inline_cached {
+        eprintln!("strait: cached opens inline: off (every GET/HEAD open goes to the I/O pool)");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let listener =

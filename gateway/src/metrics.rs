@@ -30,7 +30,9 @@ pub struct Metrics {
     io_engine: Family<Labels, Gauge>,
     sendfile_bytes: Counter,
     listing_dirs: Family<Labels, Counter>,
+    object_opens: Family<Labels, Counter>,
     index_memory: Family<Labels, Gauge>,
+    allocator: Family<Labels, Gauge>,
     otel: Otel,
 }
 
@@ -44,6 +46,7 @@ struct Otel {
     in_flight: opentelemetry::metrics::UpDownCounter<i64>,
     _io_queue_depth: opentelemetry::metrics::ObservableGauge<i64>,
     _listing_dirs: opentelemetry::metrics::ObservableCounter<u64>,
+    _object_opens: opentelemetry::metrics::ObservableCounter<u64>,
 }
 
 impl Otel {
@@ -97,10 +100,22 @@ impl Otel {
                     o.observe(indexed, &[KeyValue::new("source", "index")]);
                 })
                 .build(),
+            _object_opens: m
+                .u64_observable_counter("strait.object.opens")
+                .with_unit("{open}")
+                .with_description(OBJECT_OPENS_HELP)
+                .with_callback(|o| {
+                    let (inline, pool) = crate::s3::io::inline_counts();
+                    o.observe(inline, &[KeyValue::new("path", "inline")]);
+                    o.observe(pool, &[KeyValue::new("path", "pool")]);
+                })
+                .build(),
         }
     }
 }
 
+const OBJECT_OPENS_HELP: &str =
+    "GET/HEAD object opens tried from the kernel's caches on the async thread, by where they ran: inline (served there) or pool (a step would have blocked; rerun on the I/O pool)";
 const LISTING_DIRS_HELP: &str =
     "Directories visited by listings, by source: readdir (read and sorted) or index (a trusted snapshot)";
 const IO_QUEUE_HELP: &str =
@@ -131,11 +146,19 @@ impl Metrics {
         );
         let listing_dirs = Family::<Labels, Counter>::default();
         registry.register("listing_directories", LISTING_DIRS_HELP, listing_dirs.clone());
+        let object_opens = Family::<Labels, Counter>::default();
+        registry.register("object_opens", OBJECT_OPENS_HELP, object_opens.clone());
         let index_memory = Family::<Labels, Gauge>::default();
         registry.register(
             "index_memory_bytes",
             "Memory the metadata store (RocksDB) holds, by part: write_buffers, block_cache (each bounded by a limit)",
             index_memory.clone(),
+        );
+        let allocator = Family::<Labels, Gauge>::default();
+        registry.register(
+            "allocator_bytes",
+            "The gateway's heap as its allocator (jemalloc) sees it: allocated (live) and resident bytes; RocksDB's C++ allocations are not included",
+            allocator.clone(),
         );
         Self {
             registry,
@@ -149,7 +172,9 @@ impl Metrics {
             io_engine,
             sendfile_bytes,
             listing_dirs,
+            object_opens,
             index_memory,
+            allocator,
             otel: Otel::new(),
         }
     }
@@ -192,10 +217,24 @@ impl Metrics {
     }
 
     /// The OpenMetrics text exposition; `index_memory` is the metadata store's
-    /// (write buffers, block cache) in bytes.
-    pub fn render(&self, index_memory: (u64, u64)) -> String {
-        for (part, n) in [("write_buffers", index_memory.0), ("block_cache", index_memory.1)] {
+    /// (write buffers, block cache, table readers) in bytes.
+    pub fn render(&self, index_memory: (u64, u64, u64)) -> String {
+        let parts =
+            [("write_buffers", index_memory.0), ("block_cache", index_memory.1), ("table_readers", index_memory.2)];
+        for (part, n) in parts {
             self.index_memory.get_or_create(&vec![("part".into(), part.into())]).set(n as i64);
+        }
+        // jemalloc's view of the gateway's own heap: live bytes, and the pages it keeps resident.
+        if tikv_jemalloc_ctl::epoch::advance().is_ok() {
+            let stats = [
+                ("allocated", tikv_jemalloc_ctl::stats::allocated::read()),
+                ("resident", tikv_jemalloc_ctl::stats::resident::read()),
+            ];
+            for (kind, v) in stats {
+                if let Ok(v) = v {
+                    self.allocator.get_or_create(&vec![("kind".into(), kind.into())]).set(v as i64);
+                }
+            }
         }
         self.io_queue_depth.set(crate::s3::io::queue_depth());
         let engine = strait_connectors::engine::kind().as_str();
@@ -204,6 +243,11 @@ impl Metrics {
         let (read, indexed) = strait_connectors::list::directory_counts();
         for (source, n) in [("readdir", read), ("index", indexed)] {
             let c = self.listing_dirs.get_or_create(&vec![("source".into(), source.into())]);
+            c.inc_by(n.saturating_sub(c.get()));
+        }
+        let (inline, pool) = crate::s3::io::inline_counts();
+        for (path, n) in [("inline", inline), ("pool", pool)] {
+            let c = self.object_opens.get_or_create(&vec![("path".into(), path.into())]);
             c.inc_by(n.saturating_sub(c.get()));
         }
         let mut out = String::new();
@@ -227,8 +271,11 @@ mod tests {
         let m = Metrics::new();
         m.started();
         m.finished("GetObject", 404, Some("NoSuchKey"), 0.002, (None, Some(10)));
-        let text = m.render((5, 7));
+        let text = m.render((5, 7, 9));
         assert!(text.contains("strait_index_memory_bytes{part=\"block_cache\"} 7"), "{text}");
+        assert!(text.contains("strait_index_memory_bytes{part=\"table_readers\"} 9"), "{text}");
+        let live = text.lines().find_map(|l| l.strip_prefix("strait_allocator_bytes{kind=\"allocated\"} "));
+        assert!(live.and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v > 0), "{text}");
         assert!(text.contains(r#"strait_requests_total{operation="GetObject",status="404"} 1"#), "{text}");
         assert!(text.contains(r#"strait_errors_total{code="NoSuchKey"} 1"#), "{text}");
         assert!(text.contains("strait_sent_bytes_total 10"), "{text}");

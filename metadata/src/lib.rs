@@ -253,9 +253,16 @@ impl MetaStore {
         Ok(Self { db, path: dir.to_owned(), buffers, cache })
     }
 
-    /// Bytes RocksDB holds now: (write buffers of all tables, block cache).
-    pub fn memory_usage(&self) -> (u64, u64) {
-        (self.buffers.get_usage() as u64, self.cache.get_usage() as u64)
+    /// Bytes RocksDB holds now: (write buffers of all tables, block cache, the open SST
+    /// files' readers: their index and filter blocks, which live outside the block cache and
+    /// grow with the data).
+    pub fn memory_usage(&self) -> (u64, u64, u64) {
+        let readers = ALL_CFS
+            .iter()
+            .filter_map(|n| self.db.cf_handle(n))
+            .filter_map(|cf| self.db.property_int_value_cf(cf, "rocksdb.estimate-table-readers-mem").ok().flatten())
+            .sum();
+        (self.buffers.get_usage() as u64, self.cache.get_usage() as u64, readers)
     }
 
     pub fn path(&self) -> &Path {

@@ -238,3 +238,88 @@ def test_pipelined_put_digests_cover_every_byte_in_order(spawn_server, tmp_path,
         assert "BadDigest" in str(e.value)
         assert not (tmp_path / alg / "digests" / f"bad{n}").exists()
         assert (tmp_path / alg / "digests" / f"k{n}").read_bytes() == body
+
+
+def opens(server) -> dict[str, float]:
+    """strait_object_opens_total by path: inline (served from the kernel's caches on the async
+    thread) or pool (some step would have blocked, so the open ran on the I/O pool)."""
+    found = re.findall(r'^strait_object_opens_total\{path="(\w+)"\} (\S+)$', metrics(server), re.M)
+    return {"inline": 0.0, "pool": 0.0} | {p: float(n) for p, n in found}
+
+
+def evict(path) -> None:
+    """Write back a file and drop its pages from the page cache."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def fs_type(path) -> str:
+    return subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.parametrize("zero_copy", [True, False])
+def test_hot_opens_run_inline_and_cold_pages_go_to_the_pool(spawn_server, tmp_path, zero_copy):
+    """A GET or HEAD of a file whose lookups and pages are cached is served on the async thread;
+    one whose body is not in the page cache (zero_copy = false reads small bodies during the
+    open) gives way to the I/O pool, and both serve the same bytes."""
+    cfg = tmp_path / "io.toml"
+    cfg.write_text(f"[io]\nzero_copy = {'true' if zero_copy else 'false'}\n")
+    root = tmp_path / "root"
+    s = admin(spawn_server, extra_args=["--config", str(cfg)], root=root, state_dir=tmp_path / "state")
+    if fs_type(root) in ("tmpfs", "nfs", "fuseblk", "fuse"):
+        pytest.skip(f"the test root is on {fs_type(root)}: pages cannot be evicted, or it is not local")
+    c = boto_client(s)
+    c.create_bucket(Bucket="inl")
+    small = os.urandom(4096)
+    c.put_object(Bucket="inl", Key="d/small", Body=small)
+    t0 = opens(s)
+    for _ in range(3):
+        assert c.get_object(Bucket="inl", Key="d/small")["Body"].read() == small
+    assert c.head_object(Bucket="inl", Key="d/small")["ContentLength"] == 4096
+    with pytest.raises(c.exceptions.NoSuchKey):
+        c.get_object(Bucket="inl", Key="d/absent")
+    t1 = opens(s)
+    # Hot: all five opens inline (the absent key answers from the negative dentry cache, or
+    # gives way; either way a 404).
+    assert t1["inline"] - t0["inline"] >= 4, (t0, t1)
+    assert t1["pool"] - t0["pool"] <= 1, (t0, t1)
+    path = root / "inl" / "d" / "small"
+    if zero_copy:
+        evict(path)
+        assert c.get_object(Bucket="inl", Key="d/small")["Body"].read() == small
+        t2 = opens(s)
+        # The open needs no body page (sendfile sends it later): still inline.
+        assert t2["inline"] - t1["inline"] == 1 and t2["pool"] == t1["pool"], (t1, t2)
+    else:
+        # The small body is read during the open: with its pages evicted, the pool reads it.
+        # (fadvise cannot drop pages still in another CPU's LRU batch: evict until it did.)
+        for _ in range(50):
+            evict(path)
+            time.sleep(0.02)
+            assert c.get_object(Bucket="inl", Key="d/small")["Body"].read() == small
+            t2 = opens(s)
+            if t2["pool"] > t1["pool"]:
+                break
+            t1 = t2
+        assert t2["pool"] - t1["pool"] == 1 and t2["inline"] == t1["inline"], (t1, t2)
+    # The pool's read brought the pages back: inline again.
+    assert c.get_object(Bucket="inl", Key="d/small")["Body"].read() == small
+    t3 = opens(s)
+    assert t3["inline"] - t2["inline"] == 1, (t2, t3)
+
+
+def test_inline_opens_can_be_switched_off(spawn_server, tmp_path):
+    cfg = tmp_path / "io.toml"
+    cfg.write_text("[io]\ninline_cached = false\n")
+    s = admin(spawn_server, extra_args=["--config", str(cfg)])
+    assert "cached opens inline: off" in s.log_text()
+    c = boto_client(s)
+    c.create_bucket(Bucket="off")
+    c.put_object(Bucket="off", Key="k", Body=b"x" * 100)
+    for _ in range(3):
+        assert c.get_object(Bucket="off", Key="k")["Body"].read() == b"x" * 100
+    assert opens(s) == {"inline": 0.0, "pool": 0.0}

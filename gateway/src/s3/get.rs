@@ -159,35 +159,40 @@ fn slice(meta: &ObjectMeta, size: u64, range: Option<&Range>, part_number: Optio
 /// (GetObject only): a small GET then costs one hand-off between threads instead of three.
 pub const SMALL_BODY_BYTES: u64 = 256 << 10;
 
-/// Open the bucket and the object in one blocking call; with `small`, also read an object of at
-/// most [`SMALL_BODY_BYTES`] from the opened file (the same version the metadata describes).
+/// Open the bucket and the object; with `small`, also read an object of at most
+/// [`SMALL_BODY_BYTES`] from the opened file (the same version the metadata describes). Tried
+/// first on this thread from the kernel's caches alone ([`super::io::inline`]), else in one
+/// blocking call.
 async fn open(s: &Strait, bucket: &str, key: &str, small: bool) -> S3Result<(OpenObject, Option<bytes::Bytes>)> {
     let key = parse_key(key)?;
+    if let Some(r) = super::io::inline(|| open_now(&s.store, bucket, &key, small)) {
+        return r.map_err(super::error::obj_err);
+    }
     let (store, bucket) = (s.store.clone(), bucket.to_owned());
-    fs(move || {
-        let obj = store.bucket(&bucket)?.open_object(&key)?;
-        let size = obj.meta.id.size;
-        let body = match &obj.file {
-            Some(f) if small && size > 0 && size <= SMALL_BODY_BYTES => {
-                use std::os::unix::fs::FileExt;
-                let _s = tracing::debug_span!(target: "strait::fs", "fs.read", bytes = size as i64).entered();
-                let mut buf = vec![0u8; size as usize];
-                let mut got = 0;
-                while got < buf.len() {
-                    match f.read_at(&mut buf[got..], got as u64)? {
-                        0 => break,
-                        n => got += n,
-                    }
-                }
-                // A file that changed size since its metadata was read is streamed instead
-                // (the stream reports a short file as an error rather than serving it).
-                (got == buf.len()).then(|| bytes::Bytes::from(buf))
-            }
-            _ => None,
-        };
-        Ok((obj, body))
-    })
-    .await
+    fs(move || open_now(&store, &bucket, &key, small)).await
+}
+
+/// [`open`]'s file-system work (free of side effects: it may run twice).
+fn open_now(
+    store: &strait_connectors::PosixStore,
+    bucket: &str,
+    key: &strait_connectors::ObjectKey,
+    small: bool,
+) -> strait_connectors::Result<(OpenObject, Option<bytes::Bytes>)> {
+    let obj = store.bucket(bucket)?.open_object(key)?;
+    let size = obj.meta.id.size;
+    let body = match &obj.file {
+        Some(f) if small && size > 0 && size <= SMALL_BODY_BYTES => {
+            let _s = tracing::debug_span!(target: "strait::fs", "fs.read", bytes = size as i64).entered();
+            let mut buf = vec![0u8; size as usize];
+            let got = strait_connectors::read_full_at(f, &mut buf, 0)?;
+            // A file that changed size since its metadata was read is streamed instead
+            // (the stream reports a short file as an error rather than serving it).
+            (got == buf.len()).then(|| bytes::Bytes::from(buf))
+        }
+        _ => None,
+    };
+    Ok((obj, body))
 }
 
 /// Overrides from response-* query parameters.

@@ -98,6 +98,46 @@ where
     .await
 }
 
+/// Whether [`inline`] tries the kernel's caches first (`io.inline_cached`; on by default).
+static INLINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+/// Object opens [`inline`] served on the async thread, and those it left to the I/O pool.
+static INLINE_DONE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static INLINE_DEFERRED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Set whether [`inline`] is tried (once, at start).
+pub fn set_inline(on: bool) {
+    INLINE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// (served inline, left to the pool) counts of [`inline`] attempts.
+pub fn inline_counts() -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (INLINE_DONE.load(Relaxed), INLINE_DEFERRED.load(Relaxed))
+}
+
+/// Run read-only file-system work `f` on this async thread, as the request's identity, if the
+/// kernel can do it from its caches alone (`strait_connectors::try_cached`: cached lookups,
+/// page-cache reads, local file systems). `None` when some step would have blocked (or inline
+/// work is off): the caller then submits the same work to the I/O pool with [`fs`]. A small
+/// GET of a hot file thus costs no hand-off between threads; anything that would wait for a
+/// device or a server still waits on the pool, never on the thread serving other requests.
+pub fn inline<T>(f: impl FnOnce() -> Result<T, ConnectorError>) -> Option<Result<T, ConnectorError>> {
+    use std::sync::atomic::Ordering::Relaxed;
+    if !INLINE.load(Relaxed) {
+        return None;
+    }
+    let run = || strait_connectors::try_cached(f);
+    let r = match request_identity() {
+        Some(id) => strait_connectors::ident::run_as(&id, run),
+        None => run(),
+    };
+    match r {
+        Some(_) => INLINE_DONE.fetch_add(1, Relaxed),
+        None => INLINE_DEFERRED.fetch_add(1, Relaxed),
+    };
+    r
+}
+
 tokio::task_local! {
     /// The POSIX identity the current request's file-system work runs as, set by the access
     /// check once it knows the principal (empty: the gateway's own identity).
