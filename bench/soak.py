@@ -93,6 +93,9 @@ def main() -> int:
     # bytes of the gateway's own heap (jemalloc's stats.allocated), KiB, per sample.
     readers_kib: list[tuple[float, int]] = []
     heap_kib: list[tuple[float, int]] = []
+    jres_kib: list[tuple[float, int]] = []
+    anon_kib: list[tuple[float, int]] = []
+    file_kib: list[tuple[float, int]] = []
     while time.monotonic() < stop:
         t = time.monotonic() - t0
         samples.append((t, strait_server.status_kib(proc.pid, "VmRSS")))
@@ -104,6 +107,12 @@ def main() -> int:
             heap = strait_server.gauges(admin, "strait_allocator_bytes", "kind")
             if "allocated" in heap:
                 heap_kib.append((t, heap["allocated"] // 1024))
+            if "resident" in heap:
+                jres_kib.append((t, heap["resident"] // 1024))
+        # RSS split: anonymous memory (heaps, stacks) against mapped file pages (the binary's
+        # code as it is paged in, shared libraries).
+        anon_kib.append((t, strait_server.status_kib(proc.pid, "RssAnon")))
+        file_kib.append((t, strait_server.status_kib(proc.pid, "RssFile")))
         time.sleep(a.sample_secs)
     for t in threads:
         t.join()
@@ -124,6 +133,7 @@ def main() -> int:
         return out
 
     index_min, readers_min, heap_min = by_minute(index_kib), by_minute(readers_kib), by_minute(heap_kib)
+    jres_min, anon_min, file_min = by_minute(jres_kib), by_minute(anon_kib), by_minute(file_kib)
     cpu = f"{os.cpu_count()} cores ({next((ln.split(':', 1)[1].strip() for ln in open('/proc/cpuinfo') if ln.startswith('model name')), '?')})"
     lines = [
         f"## Soak: gateway RSS over {a.minutes:g} minutes of mixed load ({dt.date.today()})",
@@ -133,9 +143,12 @@ def main() -> int:
         "All loops at once, each restarted as soon as it ends: " + ", ".join(f"{k} ×{v}" for k, v in counts.items())
         + f". Errors: {len(errors)}.",
         "",
-        "| minute | RSS median (MiB) | RSS max (MiB) | RocksDB write buffers + block cache median (MiB) "
-        "| RocksDB table readers median (MiB) | gateway heap, live (jemalloc allocated) median (MiB) |",
-        "|---|---|---|---|---|---|",
+        "Medians per minute, MiB: RSS and its split (anonymous, mapped files); RocksDB's write buffers + block "
+        "cache and its table readers; the gateway's own heap as jemalloc sees it (live bytes, resident pages).",
+        "",
+        "| minute | RSS | RSS max | RssAnon | RssFile | RocksDB buffers + cache | RocksDB table readers "
+        "| jemalloc allocated | jemalloc resident |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def med(series: dict[int, list[int]], m: int) -> str:
@@ -143,8 +156,9 @@ def main() -> int:
         return f"{statistics.median(v) / 1024:.1f}" if v else "–"
 
     for m, rs in sorted(per_min.items()):
-        lines.append(f"| {m} | {statistics.median(rs) / 1024:.0f} | {max(rs) / 1024:.0f} | {med(index_min, m)} "
-                     f"| {med(readers_min, m)} | {med(heap_min, m)} |")
+        lines.append(f"| {m} | {statistics.median(rs) / 1024:.0f} | {max(rs) / 1024:.0f} | {med(anon_min, m)} "
+                     f"| {med(file_min, m)} | {med(index_min, m)} | {med(readers_min, m)} | {med(heap_min, m)} "
+                     f"| {med(jres_min, m)} |")
     growth = statistics.median(last) / statistics.median(first)
     lines += [
         "",

@@ -18,10 +18,12 @@ mod sts;
 mod telemetry;
 mod zerocopy;
 
-/// jemalloc for the gateway's own allocations: with glibc's malloc, per-thread arenas grew
-/// resident memory by a third over a 10-minute mixed load without any leak (bench/RESULTS.md,
-/// the soak A/B with `MALLOC_ARENA_MAX=2`); jemalloc's size classes and time-based purging of
-/// dirty pages keep it flat. RocksDB's C++ allocations stay with the C library's allocator.
+/// jemalloc for every allocation in the process: Rust's through this global allocator, and,
+/// because the crate is built with unprefixed symbols, RocksDB's C++ ones too (the binary
+/// exports `malloc`/`free`). With glibc's malloc, per-thread arenas grew resident memory by a
+/// third over a 10-minute mixed load without any leak; with jemalloc for Rust alone, by a fifth
+/// (RocksDB's allocations, made from many blocking-pool threads, stayed in glibc's arenas);
+/// with both on jemalloc it is flat (bench/RESULTS.md, the soaks of 2026-12-02).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

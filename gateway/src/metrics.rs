@@ -157,7 +157,7 @@ impl Metrics {
         let allocator = Family::<Labels, Gauge>::default();
         registry.register(
             "allocator_bytes",
-            "The gateway's heap as its allocator (jemalloc) sees it: allocated (live) and resident bytes; RocksDB's C++ allocations are not included",
+            "The process's heap as its allocator (jemalloc, which also serves RocksDB's C++ allocations) sees it: allocated (live) and resident bytes",
             allocator.clone(),
         );
         Self {
