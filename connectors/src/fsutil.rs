@@ -18,8 +18,9 @@ thread_local! {
 
 /// Run `f` in cached-only mode: every lookup resolves with `RESOLVE_CACHED` (no I/O, no
 /// revalidation of a network file system's dentries), reads use `RWF_NOWAIT` (page cache
-/// only), metadata kept in the side store is not read, and buckets on file systems that are
-/// not local ([`crate::layout::is_local`]) are not opened. Any such step that would block
+/// only), metadata kept in the side store is not read, lookups beneath a bucket do not cross
+/// into another mount (`RESOLVE_NO_XDEV`), and no work is done in a bucket on a file system
+/// that is not local ([`crate::layout::is_local`]). Any such step that would block
 /// fails with `EAGAIN`, and then `None` is returned: the caller runs `f` again where blocking
 /// is allowed (the I/O pool). `f` must be free of side effects, since it may run twice. This is
 /// how a small GET of a cached file is served on the async thread that parsed the request,
@@ -54,13 +55,16 @@ pub fn would_block() -> Option<Errno> {
     })
 }
 
-/// `openat2` with [`RESOLVE`] (plus `RESOLVE_CACHED` in cached-only mode).
+/// `openat2` with [`RESOLVE`]. In cached-only mode also `RESOLVE_NO_XDEV`: a mount inside a
+/// bucket may be a network file system, so crossing one gives way to the pool (which resolves
+/// it, or refuses an escape, as always).
 fn openat2_beneath(dir: impl AsFd, rel: &str, flags: OFlags) -> rustix::io::Result<OwnedFd> {
-    openat2_with(dir, rel, flags, RESOLVE)
+    let resolve = if cached_only() { RESOLVE | ResolveFlags::NO_XDEV } else { RESOLVE };
+    openat2_with(dir, rel, flags, resolve)
 }
 
-/// `openat2` with `resolve` (plus `RESOLVE_CACHED` in cached-only mode, where an `EAGAIN`
-/// marks the attempt as one that would block).
+/// `openat2` with `resolve` (plus `RESOLVE_CACHED` in cached-only mode, where `EAGAIN`, or
+/// `EXDEV` from a mount crossing, marks the attempt as one that would block).
 pub fn openat2_with(
     dir: impl AsFd,
     rel: impl rustix::path::Arg,
@@ -71,7 +75,7 @@ pub fn openat2_with(
         return rustix::fs::openat2(dir, rel, flags, Mode::empty(), resolve);
     }
     rustix::fs::openat2(dir, rel, flags, Mode::empty(), resolve | ResolveFlags::CACHED).map_err(|e| match e {
-        Errno::AGAIN => would_block().unwrap_or(e),
+        Errno::AGAIN | Errno::XDEV => would_block().unwrap_or(e),
         e => e,
     })
 }
@@ -136,10 +140,6 @@ pub fn open_regular(dir: impl AsFd + Copy, rel: &str) -> Result<(std::fs::File, 
         }
         let fd = openat2_beneath(dir, rel, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC)
             .map_err(|e| map_lookup(e, rel))?;
-        // A mount of another file system inside the bucket: its files are left to the pool too.
-        if cached_only() && !crate::layout::is_local(&fd) {
-            return Err(ConnectorError::from_errno(would_block().unwrap_or(Errno::AGAIN), rel.to_owned()));
-        }
         let st2 = rustix::fs::fstat(&fd).ctx(|| format!("fstat {rel}"))?;
         if st2.st_ino == st.st_ino && st2.st_dev == st.st_dev {
             return Ok((std::fs::File::from(fd), st2));
@@ -301,6 +301,28 @@ mod tests {
         // …and the same work outside the mode reads the file.
         assert_eq!(read().unwrap(), data);
         assert_eq!(try_cached(read).expect("hot again").unwrap(), data);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn cached_only_lookups_do_not_cross_mounts() {
+        let dir = scratch("xdev");
+        let mnt = dir.join("sub");
+        // A mount inside the bucket (tmpfs stands in for a network file system); needs root.
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&mnt)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if mounted {
+            std::fs::write(mnt.join("f"), b"on another mount").unwrap();
+            let root = rustix::fs::open(&dir, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+            let open = || open_regular(&root, "sub/f").map(|(_, st)| st.st_size);
+            assert!(try_cached(open).is_none(), "a lookup crossing a mount must give way to the pool");
+            assert_eq!(open().unwrap(), 16, "outside cached-only mode the mount is crossed");
+            let _ = std::process::Command::new("umount").arg(&mnt).status();
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -290,10 +290,10 @@ impl PosixStore {
     /// In [`fsutil::try_cached`]'s mode, a bucket on a file system that is not local is left to
     /// the I/O pool (its opens ask a server).
     fn local_in_cached_mode(fd: &OwnedFd, name: &str) -> Result<()> {
-        match fsutil::cached_only() && !crate::layout::is_local(fd) {
-            true => Err(ConnectorError::from_errno(fsutil::would_block().unwrap_or(Errno::AGAIN), name.to_owned())),
-            false => Ok(()),
+        if fsutil::cached_only() && !crate::layout::is_local(fd) {
+            return Err(ConnectorError::from_errno(fsutil::would_block().unwrap_or(Errno::AGAIN), name.to_owned()));
         }
+        Ok(())
     }
 
     /// Create a bucket directory. [`ConnectorError::AlreadyExists`] if it exists. A tenant's
