@@ -20,6 +20,15 @@
 //!   name) shows its new size, mtime and ETag, because its cached metadata is used only while
 //!   inode, size, mtime and ctime are unchanged. A file removed since the snapshot is dropped
 //!   from the page.
+//! - With a delimiter, a child directory recorded as holding a file is emitted as a common
+//!   prefix from its entry in the parent's snapshot. A child that is created, removed or
+//!   renamed changes the parent, so the prefix appears and disappears in the next listing. A
+//!   child emptied of its files in place (files removed directly on the file system, the
+//!   directory left) changes only itself: by default its prefix keeps showing until a listing
+//!   reads into it (a listing with that prefix, or without a delimiter) or the parent changes;
+//!   with `verify_prefixes` each such child is `stat`ed against its recorded stamp first, and
+//!   an emptied one disappears at once. A child recorded without a file directly in it is
+//!   always opened, so a directory that gains its first key is never missed.
 //! - The index is derived data: nothing is lost by deleting it, and nothing is written to it
 //!   synchronously. A crash at any point leaves stamps that are either right or stale, and a
 //!   stale stamp only causes a re-read.
@@ -174,6 +183,11 @@ pub trait ListIndex: Send + Sync {
     fn cache_meta(&self, bucket: &str, key: &str, meta: &CachedMeta) -> Result<()>;
     /// Forget everything about a bucket.
     fn drop_bucket(&self, bucket: &str) -> Result<()>;
+    /// Whether a listing with a delimiter `stat`s each child directory it emits as a common
+    /// prefix from its recorded [`DirInfo`] (see the module's guarantee).
+    fn verify_prefixes(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -407,20 +407,24 @@ impl<'q> Walker<'q> {
             return Ok(Flow::Continue);
         }
         let name = &name_slash[..name_slash.len() - 1];
-        // Rolled into a common prefix, and known to hold a file directly as long as it is
-        // unchanged: one stat instead of opening and reading it. (Not when the start key lies
-        // inside it: then only keys after the start count.)
+        // Rolled into a common prefix, and recorded as holding a file directly: emitted from
+        // the parent's snapshot without opening it (after one stat against its stamp when the
+        // index verifies prefixes; see `index`'s guarantee). Not when the start key lies inside
+        // it: then only keys after the start count.
         if let (Some(d), Some(info)) = (self.q.delimiter, info) {
             if let Some(cp) = common_prefix(full, self.q.prefix, d) {
                 let start_inside = self.q.after.is_some_and(|a| a.starts_with(full));
                 if info.has_file && !start_inside && self.last_prefix.as_deref() != Some(cp) {
-                    let _s = fs_span!("fs.stat");
-                    if let Ok(st) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-                        if DirStamp::of(&st) == info.stamp {
-                            let cp = cp.to_owned();
-                            self.last_prefix = Some(cp.clone());
-                            return Ok(self.emit(ListItem::Prefix(cp)));
-                        }
+                    let verify = self.index.is_none_or(|ix| ix.verify_prefixes());
+                    let unchanged = !verify || {
+                        let _s = fs_span!("fs.stat");
+                        rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                            .is_ok_and(|st| DirStamp::of(&st) == info.stamp)
+                    };
+                    if unchanged {
+                        let cp = cp.to_owned();
+                        self.last_prefix = Some(cp.clone());
+                        return Ok(self.emit(ListItem::Prefix(cp)));
                     }
                 }
             }

@@ -81,6 +81,10 @@ pub struct ServerFile {
     /// Keep the listing index (default true); false lists by reading and sorting every visited
     /// directory on every request (for comparison, or to rule the index out).
     pub listing_index: Option<bool>,
+    /// With a delimiter, `stat` each child directory emitted as a common prefix from the index
+    /// (default false): a directory emptied in place on the file system then stops showing at
+    /// once, at the cost of one `stat` per prefix (see ARCHITECTURE.md, Listing).
+    pub listing_verify_prefixes: Option<bool>,
 }
 
 /// The `[lease]` table: leases for the MPI shim's direct path (`POST /?strait-lease`).
@@ -144,6 +148,7 @@ pub struct Config {
     pub audit_log: Option<String>,
     pub admin_listen: Option<SocketAddr>,
     pub listing_index: bool,
+    pub listing_verify_prefixes: bool,
     pub limits: Limits,
     pub lease: crate::lease::LeaseSettings,
     pub io_engine: strait_connectors::engine::Choice,
@@ -218,6 +223,7 @@ impl Config {
             audit_log: o.audit_log.or(s.audit_log),
             admin_listen: o.admin_listen.or(s.admin_listen),
             listing_index: s.listing_index.unwrap_or(true),
+            listing_verify_prefixes: s.listing_verify_prefixes.unwrap_or(false),
             limits: file.limits,
             lease: crate::lease::LeaseSettings { direct: file.lease.direct, ttl_secs: file.lease.ttl_secs },
             io_engine: o.io_engine.unwrap_or(file.io.engine),

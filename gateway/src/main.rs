@@ -423,7 +423,8 @@ fn open_offline(args: StoreArgs) -> Result<(Arc<MetaStore>, PosixStore, Config),
             cfg.state_dir.display()
         )
     })?);
-    let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone(), true))).map_err(|e| format!("root: {e}"))?;
+    let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone(), true, cfg.listing_verify_prefixes)))
+        .map_err(|e| format!("root: {e}"))?;
     store.set_links(links::load(&meta)?);
     Ok((meta, store, cfg))
 }
@@ -666,7 +667,9 @@ fn root_credentials(meta: &MetaStore, master: &iam::MasterKey) -> Result<(String
 
 /// The connector's side state (staging journal, large metadata records) in the metadata store.
 /// The metadata store as the connectors' side state; `.1`: whether the listing index is on.
-struct Journal(Arc<MetaStore>, bool);
+/// The gateway's side state: the metadata store, whether the listing index is on, and whether
+/// it verifies common prefixes (`server.listing_verify_prefixes`).
+struct Journal(Arc<MetaStore>, bool, bool);
 
 impl strait_connectors::SideState for Journal {
     fn record(&self, path: &Path) -> strait_connectors::Result<()> {
@@ -745,6 +748,9 @@ impl strait_connectors::index::ListIndex for Journal {
     fn drop_bucket(&self, bucket: &str) -> strait_connectors::Result<()> {
         privileged(|| self.0.drop_listing(bucket)).map_err(index_err)
     }
+    fn verify_prefixes(&self) -> bool {
+        self.2
+    }
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
@@ -779,8 +785,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     );
     let master = iam::MasterKey::load_or_create(&master_key_path(&cfg.state_dir))?;
     let (ak, sk) = root_credentials(&meta, &master)?;
-    let store = PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone(), cfg.listing_index)))
-        .map_err(|e| format!("root: {e}"))?;
+    let store =
+        PosixStore::open(&cfg.root, Arc::new(Journal(meta.clone(), cfg.listing_index, cfg.listing_verify_prefixes)))
+            .map_err(|e| format!("root: {e}"))?;
     let links = links::load(&meta)?;
     for (name, l) in &links {
         eprintln!("strait: bucket {name} is linked to {}", l.path.display());

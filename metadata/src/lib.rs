@@ -18,13 +18,17 @@
 //! | `datasets` | dataset id | a catalog dataset (the gateway's `catalog::Dataset` JSON) |
 //! | `tags` | `tag-key 0x00 tag-value 0x00 bucket 0x00 key` | empty: the object tag index |
 //! | `objtags` | `bucket 0x00 key` | the object's indexed tag set (JSON pairs), to replace its `tags` entries |
-//! | `listing` | `bucket 0x00 key`, directories as `key/` | a listing-index entry: empty, the file's cached metadata (JSON, connectors' `index::CachedMeta`), or a directory's `index::DirInfo` (binary, 42 bytes) |
+//! | `listing` | `bucket 0x00 dir 0x00 name`: `dir` is `""` or `a/b/`, a directory's name ends in `/` | a listing-index entry: empty, the file's cached metadata (JSON, connectors' `index::CachedMeta`), or a directory's `index::DirInfo` (binary, 42 bytes) |
 //! | `dirstamps` | `bucket 0x00 dir` (`""` or `a/b/`) | the stamp of a trusted directory snapshot (connectors' `index::DirStamp`, binary, 41 bytes) |
 //! | `iam` | `kind 0x00 ...` | tenants, users, groups, access keys, identity policies ([`iam`]) |
 //!
 //! `listing` and `dirstamps` are derived data (rebuilt from the file system on demand) and are
-//! written without sync. In `listing`, byte order is S3 key order: a directory `d/` sorts
-//! exactly where its keys `d/...` do, and its subtree is the range `[d/, d0)` (`0` follows `/`).
+//! written without sync. `listing` is keyed by directory, then name: one directory's children
+//! are one contiguous range in S3 order (a directory `d/` sorts where its keys `d/...` do),
+//! however large their subtrees, so a page with a delimiter reads only the entries it returns;
+//! a directory's subtree (its children and everything below) is the range `[dir d/, dir d0)`
+//! (`0` follows `/`). The encoding's version is kept in `config` under `listing_format`; a
+//! store with another version has its listing index dropped at open (it is derived data).
 //!
 //! Bucket names and keys never contain NUL (the gateway validates both), so `0x00` separates
 //! fields and sorts a key before every longer key it prefixes: listing uploads by
@@ -35,8 +39,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Entries of a subtree stepped over before `dir_children` seeks past it instead.
-const SUBTREE_STEPS: usize = 8;
+/// Version of the `listing` key encoding (1: `bucket 0x00 key`; 2: by directory, then name).
+const LISTING_FORMAT: &[u8] = b"2";
 
 const CF_CONFIG: &str = "config";
 const CF_UPLOADS: &str = "uploads";
@@ -182,6 +186,24 @@ fn join(bucket: &str, rest: &str) -> Vec<u8> {
     k
 }
 
+/// A listing entry's key: `bucket 0x00 dir 0x00 name`.
+fn listing_key(bucket: &str, dir: &str, name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(bucket.len() + dir.len() + name.len() + 2);
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    k.extend_from_slice(dir.as_bytes());
+    k.push(0);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// A full key (`a/b/c` or `a/b/`) as (directory, name): (`a/b/`, `c`) or (`a/`, `b/`).
+fn split_key(key: &str) -> (&str, &str) {
+    let stem = key.strip_suffix('/').unwrap_or(key);
+    let at = stem.rfind('/').map_or(0, |i| i + 1);
+    key.split_at(at)
+}
+
 fn upload_key(bucket: &str, key: &str, id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(bucket.len() + key.len() + id.len() + 2);
     k.extend_from_slice(bucket.as_bytes());
@@ -234,13 +256,29 @@ impl MetaStore {
         opts.set_max_total_wal_size(64 << 20);
         let buffers = rocksdb::WriteBufferManager::new_write_buffer_manager(limits.write_buffer_bytes, false);
         opts.set_write_buffer_manager(&buffers);
-        let cache = rocksdb::Cache::new_lru_cache(limits.block_cache_bytes);
+        // Few shards: a block larger than one shard's capacity is never kept, and RocksDB's
+        // automatic sharding (64 shards of 512 KiB for 32 MiB) made the index block of a
+        // million-entry table (~0.5 MiB) such a block: every iterator re-read and
+        // decompressed it, a quarter of a listing page's time.
+        let cache = {
+            let mut o = rocksdb::LruCacheOptions::default();
+            o.set_capacity(limits.block_cache_bytes);
+            o.set_num_shard_bits(2);
+            rocksdb::Cache::new_lru_cache_opts(&o)
+        };
         let table = {
             let mut t = rocksdb::BlockBasedOptions::default();
             t.set_block_cache(&cache);
             // Index and filter blocks count against the cache instead of growing beside it.
             t.set_cache_index_and_filter_blocks(true);
+            t.set_cache_index_and_filter_blocks_with_high_priority(true);
             t.set_pin_l0_filter_and_index_blocks_in_cache(true);
+            // A partitioned index: the top level (a few KiB) stays pinned, the partitions are
+            // cached one 4 KiB block at a time like data, so a big table's index never has to
+            // be read whole.
+            t.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
+            t.set_metadata_block_size(4096);
+            t.set_pin_top_level_index_and_filter(true);
             t
         };
         let cfs = ALL_CFS.iter().map(|n| {
@@ -250,7 +288,25 @@ impl MetaStore {
             ColumnFamilyDescriptor::new(*n, o)
         });
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
-        Ok(Self { db, path: dir.to_owned(), buffers, cache })
+        let s = Self { db, path: dir.to_owned(), buffers, cache };
+        s.check_listing_format()?;
+        Ok(s)
+    }
+
+    /// Drop a listing index written in another key encoding (it is rebuilt as listed) and
+    /// record the current one. Entries and stamps go together: a stamp without its entries
+    /// would present a directory as empty.
+    fn check_listing_format(&self) -> Result<()> {
+        let config = self.cf(CF_CONFIG)?;
+        if self.db.get_cf(config, b"listing_format")?.as_deref() == Some(LISTING_FORMAT) {
+            return Ok(());
+        }
+        let mut b = WriteBatch::default();
+        b.delete_range_cf(self.cf(CF_LISTING)?, b"".as_slice(), [0xFFu8; 8].as_slice());
+        b.delete_range_cf(self.cf(CF_DIRSTAMPS)?, b"".as_slice(), [0xFFu8; 8].as_slice());
+        b.put_cf(config, b"listing_format", LISTING_FORMAT);
+        self.db.write_opt(b, &Self::synced())?;
+        Ok(())
     }
 
     /// Bytes RocksDB holds now: (write buffers of all tables, block cache, the open SST
@@ -578,11 +634,11 @@ impl MetaStore {
         Ok(self.db.get_cf(self.cf(CF_DIRSTAMPS)?, join(bucket, dir))?)
     }
 
-    /// Up to `limit` immediate children of `dir` with names ≥ `from`: a name ending in `/` is a
-    /// directory, whose subtree is skipped with a few steps or one seek.
+    /// Up to `limit` immediate children of `dir` with names ≥ `from`, in order (a name ending
+    /// in `/` is a directory): one range scan, whatever their subtrees hold.
     pub fn dir_children(&self, bucket: &str, dir: &str, from: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
         let _s = index_span!("index.scan", "listing");
-        let base = join(bucket, dir);
+        let base = listing_key(bucket, dir, "");
         let mut it = self.db.raw_iterator_cf(self.cf(CF_LISTING)?);
         let mut seek = base.clone();
         seek.extend_from_slice(from.as_bytes());
@@ -590,45 +646,9 @@ impl MetaStore {
         let mut out = Vec::new();
         while out.len() < limit {
             let Some(k) = it.key() else { break };
-            if !k.starts_with(&base) {
-                break;
-            }
-            let rel = &k[base.len()..];
-            if rel.is_empty() {
-                // `dir` itself: its entry in its parent directory.
-                it.next();
-                continue;
-            }
-            match rel.iter().position(|&b| b == b'/') {
-                // A file directly in `dir`.
-                None => {
-                    out.push((String::from_utf8_lossy(rel).into_owned(), it.value().unwrap_or_default().to_vec()));
-                    it.next();
-                }
-                Some(i) => {
-                    if i + 1 == rel.len() {
-                        out.push((String::from_utf8_lossy(rel).into_owned(), it.value().unwrap_or_default().to_vec()));
-                    }
-                    // Past the subtree `rel[..=i]`: a few steps when it is small (a seek costs
-                    // several times a step), else a seek to `rel[..i] + "0"`.
-                    let mut sub = base.clone();
-                    sub.extend_from_slice(&rel[..=i]);
-                    let mut steps = 0;
-                    loop {
-                        it.next();
-                        if !it.key().is_some_and(|k| k.starts_with(&sub)) {
-                            break;
-                        }
-                        steps += 1;
-                        if steps == SUBTREE_STEPS {
-                            sub.pop();
-                            sub.push(b'0');
-                            it.seek(&sub);
-                            break;
-                        }
-                    }
-                }
-            }
+            let Some(name) = k.strip_prefix(base.as_slice()) else { break };
+            out.push((String::from_utf8_lossy(name).into_owned(), it.value().unwrap_or_default().to_vec()));
+            it.next();
         }
         it.status()?;
         Ok(out)
@@ -649,31 +669,28 @@ impl MetaStore {
         let _s = index_span!("index.write", "listing");
         let (listing, stamps) = (self.cf(CF_LISTING)?, self.cf(CF_DIRSTAMPS)?);
         let mut b = WriteBatch::default();
-        let base = join(bucket, dir);
         for name in add {
-            let mut k = base.clone();
-            k.extend_from_slice(name.as_bytes());
-            b.put_cf(listing, k, b"");
+            b.put_cf(listing, listing_key(bucket, dir, name), b"");
         }
         for name in remove {
-            let mut k = base.clone();
-            k.extend_from_slice(name.as_bytes());
+            b.delete_cf(listing, listing_key(bucket, dir, name));
             if let Some(stem) = name.strip_suffix('/') {
-                let mut end = base.clone();
-                end.extend_from_slice(stem.as_bytes());
-                end.push(b'0');
-                b.delete_range_cf(listing, &k, &end);
-                b.delete_range_cf(stamps, &k, &end);
-            } else {
-                b.delete_cf(listing, k);
+                // Everything below `dir name/`: the children of every directory in it (listing
+                // keys `bucket 0x00 dir name/...`) and their stamps (`bucket 0x00 dir name/...`).
+                let sub = join(bucket, &format!("{dir}{name}"));
+                let end = join(bucket, &format!("{dir}{stem}0"));
+                b.delete_range_cf(listing, &sub, &end);
+                b.delete_range_cf(stamps, &sub, &end);
             }
         }
+        let base = join(bucket, dir);
         match stamp {
             Some(v) => b.put_cf(stamps, &base, v),
             None => b.delete_cf(stamps, &base),
         }
         if !dir.is_empty() {
-            b.put_cf(listing, &base, self_value);
+            let (parent, name) = split_key(dir);
+            b.put_cf(listing, listing_key(bucket, parent, name), self_value);
         }
         self.db.write(b)?;
         Ok(())
@@ -682,7 +699,8 @@ impl MetaStore {
     /// Cache a file entry's value (only if the entry is still in the snapshot).
     pub fn put_listing_entry(&self, bucket: &str, key: &str, value: &[u8]) -> Result<()> {
         let _s = index_span!("index.write", "listing");
-        self.db.put_cf(self.cf(CF_LISTING)?, join(bucket, key), value)?;
+        let (dir, name) = split_key(key);
+        self.db.put_cf(self.cf(CF_LISTING)?, listing_key(bucket, dir, name), value)?;
         Ok(())
     }
 
@@ -764,14 +782,13 @@ mod tests {
     }
 
     #[test]
-    fn dir_children_skip_small_and_large_subtrees() {
+    fn dir_children_are_one_directory_in_order_whatever_its_subtrees_hold() {
         let s = MetaStore::open(&tmp()).unwrap();
         let mut keys = vec!["a".to_owned(), "small/".into(), "big/".into(), "z".into(), "big+".into()];
         for i in 0..3 {
             keys.push(format!("small/f{i}"));
         }
-        // More entries than SUBTREE_STEPS, nested, so that the seek path runs too.
-        for i in 0..(SUBTREE_STEPS * 3) {
+        for i in 0..20 {
             keys.push(format!("big/f{i:02}"));
             keys.push(format!("big/sub/g{i:02}"));
         }
@@ -780,18 +797,68 @@ mod tests {
             s.put_listing_entry("b", k, k.as_bytes()).unwrap();
         }
         s.put_listing_entry("other", "x", b"").unwrap();
-        let names = |from: &str, limit| -> Vec<String> {
-            s.dir_children("b", "", from, limit).unwrap().into_iter().map(|(n, _)| n).collect()
+        s.put_listing_entry("b0", "a", b"").unwrap();
+        let names = |dir: &str, from: &str, limit| -> Vec<String> {
+            s.dir_children("b", dir, from, limit).unwrap().into_iter().map(|(n, _)| n).collect()
         };
-        assert_eq!(names("", usize::MAX), ["a", "big+", "big/", "small/", "z"]);
-        assert_eq!(names("big/", 2), ["big/", "small/"]);
-        assert_eq!(names("c", usize::MAX), ["small/", "z"]);
-        let big: Vec<String> =
-            s.dir_children("b", "big/", "", usize::MAX).unwrap().into_iter().map(|(n, _)| n).collect();
-        assert_eq!(big.len(), SUBTREE_STEPS * 3 + 1);
+        assert_eq!(names("", "", usize::MAX), ["a", "big+", "big/", "small/", "z"]);
+        assert_eq!(names("", "big/", 2), ["big/", "small/"]);
+        assert_eq!(names("", "c", usize::MAX), ["small/", "z"]);
+        let big = names("big/", "", usize::MAX);
+        assert_eq!(big.len(), 21);
         assert_eq!(big.last().map(String::as_str), Some("sub/"));
+        assert_eq!(names("big/sub/", "g18", usize::MAX), ["g18", "g19"]);
+        assert_eq!(names("nothing/", "", usize::MAX), Vec::<String>::new());
+        // Values travel with their entries: a directory's own entry sits in its parent.
         let (_, v) = &s.dir_children("b", "", "small/", 1).unwrap()[0];
         assert_eq!(v, b"small/");
+    }
+
+    #[test]
+    fn removing_a_directory_drops_its_whole_subtree_and_nothing_beside_it() {
+        let s = MetaStore::open(&tmp()).unwrap();
+        let add = |dir: &str, names: &[&str]| {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            s.apply_dir("b", dir, &names, &[], Some(b"stamp"), b"info").unwrap();
+        };
+        add("", &["d/", "d+", "d0", "e/"]);
+        add("d/", &["f", "sub/"]);
+        add("d/sub/", &["g", "deeper/"]);
+        add("d/sub/deeper/", &["h"]);
+        add("e/", &["x"]);
+        // Each directory's own entry carries its value in its parent.
+        assert_eq!(s.dir_children("b", "d/", "sub/", 1).unwrap()[0].1, b"info");
+        s.apply_dir("b", "", &[], &["d/".to_owned()], Some(b"stamp2"), b"").unwrap();
+        let names = |dir: &str| -> Vec<String> {
+            s.dir_children("b", dir, "", usize::MAX).unwrap().into_iter().map(|(n, _)| n).collect()
+        };
+        assert_eq!(names(""), ["d+", "d0", "e/"]);
+        for gone in ["d/", "d/sub/", "d/sub/deeper/"] {
+            assert!(names(gone).is_empty(), "{gone}");
+            assert_eq!(s.dir_stamp("b", gone).unwrap(), None, "{gone}");
+        }
+        assert_eq!(names("e/"), ["x"]);
+        assert_eq!(s.dir_stamp("b", "e/").unwrap().as_deref(), Some(b"stamp".as_slice()));
+        assert_eq!(s.dir_stamp("b", "").unwrap().as_deref(), Some(b"stamp2".as_slice()));
+    }
+
+    #[test]
+    fn a_listing_index_in_another_key_format_is_dropped_at_open() {
+        let dir = tmp();
+        {
+            let s = MetaStore::open(&dir).unwrap();
+            s.apply_dir("b", "", &["k".to_owned()], &[], Some(b"stamp"), b"").unwrap();
+            // As a store written with format 1 would look: no format recorded.
+            s.db.delete_cf(s.cf(CF_CONFIG).unwrap(), b"listing_format").unwrap();
+        }
+        let s = MetaStore::open(&dir).unwrap();
+        assert!(s.dir_children("b", "", "", usize::MAX).unwrap().is_empty());
+        assert_eq!(s.dir_stamp("b", "").unwrap(), None);
+        s.apply_dir("b", "", &["k".to_owned()], &[], Some(b"stamp"), b"").unwrap();
+        drop(s);
+        // The current format survives a reopen.
+        let s = MetaStore::open(&dir).unwrap();
+        assert_eq!(s.dir_children("b", "", "", usize::MAX).unwrap().len(), 1);
     }
 
     #[test]

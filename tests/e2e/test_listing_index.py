@@ -179,6 +179,48 @@ def test_index_verify_and_rebuild(spawn_server):
     assert [o["Key"] for o in list_all(boto_client(s2), "ixver")] == keys
 
 
+def _prefixes(s3, bucket, prefix=""):
+    r = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/")
+    return [p["Prefix"] for p in r.get("CommonPrefixes", [])], [o["Key"] for o in r.get("Contents", [])]
+
+
+@pytest.mark.parametrize("verify", [False, True])
+def test_common_prefixes_follow_directories_changed_behind_the_gateway(spawn_server, tmp_path, verify):
+    """Children created, removed, renamed or first filled show in the next delimiter listing in
+    both modes. A child emptied in place (its files removed, the directory left) keeps its
+    prefix by default until a listing reads into it; with listing_verify_prefixes it goes at once."""
+    cfg = tmp_path / "ix.toml"
+    cfg.write_text(f"[server]\nlisting_verify_prefixes = {'true' if verify else 'false'}\n")
+    s = spawn_server(extra_args=("--config", str(cfg), "--admin-listen", "127.0.0.1:0"))
+    s3 = boto_client(s)
+    s3.create_bucket(Bucket="ixpre")
+    put_many(s3, "ixpre", [f"d{i}/f{j}" for i in range(6) for j in range(2)] + ["only-sub/x/k"])
+    (s.root / "ixpre" / "empty").mkdir()
+    time.sleep(SETTLE)
+    want = [f"d{i}/" for i in range(6)] + ["only-sub/"]
+    assert _prefixes(s3, "ixpre") == (want, [])  # stamps every child
+    time.sleep(SETTLE)
+    assert _prefixes(s3, "ixpre") == (want, [])  # from the snapshot
+
+    root = s.root / "ixpre"
+    (root / "d0" / "f0").unlink()  # d0 still holds f1
+    for f in (root / "d1").iterdir():  # d1 emptied in place
+        f.unlink()
+    os.rename(root / "d2", root / "moved")  # the parent changes
+    (root / "empty" / "new").write_bytes(b"first key")  # a directory that had no file
+    (root / "only-sub" / "x" / "k").unlink()  # emptied below a child without files
+    got, _ = _prefixes(s3, "ixpre")
+    exact = [p for p in want if p not in ("d1/", "d2/", "only-sub/")] + ["empty/", "moved/"]
+    if verify:
+        assert got == sorted(exact)
+    else:
+        assert got == sorted(exact + ["d1/"])
+        # Reading into it re-reads it: then the parent's listing drops it too.
+        assert _prefixes(s3, "ixpre", "d1/") == ([], [])
+        assert _prefixes(s3, "ixpre") == (sorted(exact), [])
+    assert s3.list_objects_v2(Bucket="ixpre", Prefix="d1/")["KeyCount"] == 0
+
+
 def test_listing_index_can_be_switched_off(spawn_server, tmp_path):
     cfg = tmp_path / "noindex.toml"
     cfg.write_text("[server]\nlisting_index = false\n")
