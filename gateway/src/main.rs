@@ -665,10 +665,9 @@ fn root_credentials(meta: &MetaStore, master: &iam::MasterKey) -> Result<(String
     Ok((creds.access_key, creds.secret_key))
 }
 
-/// The connector's side state (staging journal, large metadata records) in the metadata store.
-/// The metadata store as the connectors' side state; `.1`: whether the listing index is on.
-/// The gateway's side state: the metadata store, whether the listing index is on, and whether
-/// it verifies common prefixes (`server.listing_verify_prefixes`).
+/// The connectors' side state (staging journal, large metadata records, listing index) in the
+/// metadata store; `.1`: whether the listing index is on; `.2`: whether it verifies common
+/// prefixes (`server.listing_verify_prefixes`).
 struct Journal(Arc<MetaStore>, bool, bool);
 
 impl strait_connectors::SideState for Journal {

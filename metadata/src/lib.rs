@@ -186,15 +186,9 @@ fn join(bucket: &str, rest: &str) -> Vec<u8> {
     k
 }
 
-/// A listing entry's key: `bucket 0x00 dir 0x00 name`.
+/// A listing entry's key: `bucket 0x00 dir 0x00 name` (the same three-field join as uploads).
 fn listing_key(bucket: &str, dir: &str, name: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(bucket.len() + dir.len() + name.len() + 2);
-    k.extend_from_slice(bucket.as_bytes());
-    k.push(0);
-    k.extend_from_slice(dir.as_bytes());
-    k.push(0);
-    k.extend_from_slice(name.as_bytes());
-    k
+    upload_key(bucket, dir, name)
 }
 
 /// A full key (`a/b/c` or `a/b/`) as (directory, name): (`a/b/`, `c`) or (`a/`, `b/`).
@@ -302,10 +296,17 @@ impl MetaStore {
             return Ok(());
         }
         let mut b = WriteBatch::default();
-        b.delete_range_cf(self.cf(CF_LISTING)?, b"".as_slice(), [0xFFu8; 8].as_slice());
-        b.delete_range_cf(self.cf(CF_DIRSTAMPS)?, b"".as_slice(), [0xFFu8; 8].as_slice());
+        self.clear_tables(&mut b, &[CF_LISTING, CF_DIRSTAMPS])?;
         b.put_cf(config, b"listing_format", LISTING_FORMAT);
         self.db.write_opt(b, &Self::synced())?;
+        Ok(())
+    }
+
+    /// Add to `b` the removal of every entry of `tables`.
+    fn clear_tables(&self, b: &mut WriteBatch, tables: &[&'static str]) -> Result<()> {
+        for t in tables {
+            b.delete_range_cf(self.cf(t)?, b"".as_slice(), [0xFFu8; 8].as_slice());
+        }
         Ok(())
     }
 
@@ -720,10 +721,7 @@ impl MetaStore {
     /// Forget the whole listing index (`strait index rebuild`); it is rebuilt as listed.
     pub fn clear_listing(&self) -> Result<()> {
         let mut b = WriteBatch::default();
-        b.delete_range_cf(self.cf(CF_LISTING)?, b"".as_slice(), [0xFFu8; 8].as_slice());
-        b.delete_range_cf(self.cf(CF_DIRSTAMPS)?, b"".as_slice(), [0xFFu8; 8].as_slice());
-        b.delete_range_cf(self.cf(CF_TAGS)?, b"".as_slice(), [0xFFu8; 8].as_slice());
-        b.delete_range_cf(self.cf(CF_OBJTAGS)?, b"".as_slice(), [0xFFu8; 8].as_slice());
+        self.clear_tables(&mut b, &[CF_LISTING, CF_DIRSTAMPS, CF_TAGS, CF_OBJTAGS])?;
         self.db.write(b)?;
         Ok(())
     }
