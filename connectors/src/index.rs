@@ -3,8 +3,9 @@
 //! of every directory it touches.
 //!
 //! What is stored (by an implementation of [`ListIndex`], RocksDB in production):
-//! - one entry per immediate child of every directory a listing visited, keyed by the child's
-//!   full S3 key (directories as `name/`), so that the store's byte order is S3's order;
+//! - one entry per immediate child of every directory a listing visited, keyed by (directory,
+//!   name) (directories as `name/`), so that within a directory the store's byte order is S3's
+//!   order;
 //!   a file's entry caches its [`ObjectMeta`] together with the `ctime` it was read at;
 //! - one [`DirStamp`] per directory whose snapshot is trusted: the directory's inode, mtime and
 //!   ctime when it was read.

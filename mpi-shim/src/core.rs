@@ -78,6 +78,8 @@ pub struct ClientConfig {
 /// One gateway client; cheap to share between threads.
 pub struct Client {
     agent: ureq::Agent,
+    /// Ranged GETs of a plain-HTTP endpoint (see [`crate::plain`]); `None` for https.
+    plain: Option<crate::plain::Pool>,
     endpoint: String,
     host: String,
     identity: Identity,
@@ -158,8 +160,12 @@ fn s3_failure(resp: http::Response<ureq::Body>, what: &str) -> Error {
     let status = resp.status().as_u16();
     let mut text = String::new();
     let _ = resp.into_body().into_reader().take(64 << 10).read_to_string(&mut text);
-    let code = xml_field(&text, "Code").unwrap_or("").to_owned();
-    let msg = xml_field(&text, "Message").unwrap_or("").to_owned();
+    s3_failure_text(status, &text, what)
+}
+
+fn s3_failure_text(status: u16, text: &str, what: &str) -> Error {
+    let code = xml_field(text, "Code").unwrap_or("").to_owned();
+    let msg = xml_field(text, "Message").unwrap_or("").to_owned();
     Error::new(code_of(status, &code), format!("{what}: HTTP {status} {code} {msg}").trim_end().to_owned())
 }
 
@@ -204,7 +210,16 @@ impl Client {
         }
         let identity: Identity =
             Credentials::new(cfg.access_key, cfg.secret_key, cfg.session_token, None, "strait-mpi").into();
-        Ok(Self { agent: b.build().into(), endpoint, host, identity, region: cfg.region, requests: AtomicU64::new(0) })
+        let plain = (uri.scheme_str() == Some("http")).then(|| crate::plain::Pool::new(&host, uri.port_u16()));
+        Ok(Self {
+            agent: b.build().into(),
+            plain,
+            endpoint,
+            host,
+            identity,
+            region: cfg.region,
+            requests: AtomicU64::new(0),
+        })
     }
 
     /// HTTP requests sent so far.
@@ -226,6 +241,21 @@ impl Client {
         body: &[u8],
         unsigned_payload: bool,
     ) -> Result<http::Response<ureq::Body>> {
+        let req = self.signed(method, path, query, headers, body, unsigned_payload)?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.agent.run(req).map_err(|e| net(&format!("{method} {path}"), e))
+    }
+
+    /// A request signed with SigV4 (the `host` header included). `query` is already encoded.
+    fn signed<'b>(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        headers: &[(&str, String)],
+        body: &'b [u8],
+        unsigned_payload: bool,
+    ) -> Result<http::Request<&'b [u8]>> {
         let url = if query.is_empty() {
             format!("{}{}", self.endpoint, path)
         } else {
@@ -257,8 +287,7 @@ impl Client {
         let (instructions, _) =
             sign(signable, &params).map_err(|e| Error::new(Code::Arg, format!("signing: {e}")))?.into_parts();
         instructions.apply_to_request_http1x(&mut req);
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.agent.run(req).map_err(|e| net(&format!("{method} {path}"), e))
+        Ok(req)
     }
 
     /// Leases for many objects in one request.
@@ -299,6 +328,20 @@ impl Client {
             h.push(("if-match", e.to_owned()));
         }
         let path = Self::object_path(bucket, key);
+        if let Some(pool) = &self.plain {
+            let req = self.signed("GET", &path, "", &h, &[], false)?;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let what = format!("GET {bucket}/{key} bytes={offset}-{last}");
+            return match pool.get(&req, buf) {
+                Ok(crate::plain::Answer::Body) => Ok(()),
+                Ok(crate::plain::Answer::Whole) if offset > 0 => {
+                    Err(Error::new(Code::Http, "the gateway ignored the Range header"))
+                }
+                Ok(crate::plain::Answer::Whole) => Ok(()),
+                Ok(crate::plain::Answer::Failure(status, text)) => Err(s3_failure_text(status, &text, &what)),
+                Err(e) => Err(e.into_error(&what)),
+            };
+        }
         let resp = self.send("GET", &path, "", &h, &[], false)?;
         if resp.status().as_u16() != 206 && resp.status().as_u16() != 200 {
             return Err(s3_failure(resp, &format!("GET {bucket}/{key} bytes={offset}-{last}")));

@@ -7,6 +7,7 @@
 //! block states what the C caller guarantees (the contract is in the header).
 
 pub mod core;
+pub mod plain;
 
 use crate::core::{Client, ClientConfig, Code, Error};
 use std::cell::RefCell;
