@@ -62,10 +62,7 @@ def fill_window(a, srv: peers.Server, k: int) -> dict:
 def full_listing(url: str, bucket: str, want: int) -> tuple[float, list[float]]:
     """One pass over the bucket in pages of 1000; total seconds and each page's seconds."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
-    lister = listing.Server.__new__(listing.Server)  # only its request signer and connection
-    lister.host, lister.port = host, int(port)
-    lister.conn = listing.http.client.HTTPConnection(host, int(port), timeout=600)
-    lister.creds = listing.Credentials(peers.AK, peers.SK)
+    lister = listing.Lister(host, int(port), peers.AK, peers.SK)
     pages: list[float] = []
     seen, after = 0, ""
     t0 = time.perf_counter()
@@ -141,7 +138,7 @@ def main() -> int:
     finally:
         for s in servers.values():
             s.stop()
-    state = du_bytes(work / "strait" / "strait-state")
+    state = du_bytes(work / "strait" / "strait-state") if listed else 0
     report = render(a, servers, results, listed, state)
     print(report)
     if a.record:

@@ -66,21 +66,13 @@ def make_trees(root: Path, files: int, dirs: int) -> None:
     print(f"  made in {time.monotonic() - t:.0f} s", flush=True)
 
 
-class Server:
-    def __init__(self, binary: str, root: Path, state: Path, index: bool, log: Path):
-        cfg = state.with_suffix(".toml")
-        cfg.write_text(f"[server]\nlisting_index = {'true' if index else 'false'}\n")
-        env = dict(os.environ, STRAIT_ROOT_ACCESS_KEY=AK, STRAIT_ROOT_SECRET_KEY=SK, RUST_LOG="warn")
-        self.proc = subprocess.Popen([binary, "serve", "--root", str(root), "--state-dir", str(state),
-                                      "--listen", "127.0.0.1:0", "--config", str(cfg)],
-                                     stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 60
-        while not (m := LISTEN_RE.search(log.read_text(errors="replace"))):
-            assert self.proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.05)
-        self.host, self.port = m.group(1), int(m.group(2))
-        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=600)
-        self.creds = Credentials(AK, SK)
+class Lister:
+    """SigV4-signed ListObjectsV2 requests over one keep-alive connection."""
+
+    def __init__(self, host: str, port: int, access_key: str = AK, secret_key: str = SK):
+        self.host, self.port = host, port
+        self.conn = http.client.HTTPConnection(host, port, timeout=600)
+        self.creds = Credentials(access_key, secret_key)
 
     def list_page(self, bucket: str, **params) -> tuple[float, bytes]:
         query = urllib.parse.urlencode(sorted({"list-type": "2", **params}.items()), quote_via=urllib.parse.quote)
@@ -94,6 +86,21 @@ class Server:
         dt_ = time.perf_counter() - t
         assert r.status == 200, body[:500]
         return dt_, body
+
+
+class Server(Lister):
+    def __init__(self, binary: str, root: Path, state: Path, index: bool, log: Path):
+        cfg = state.with_suffix(".toml")
+        cfg.write_text(f"[server]\nlisting_index = {'true' if index else 'false'}\n")
+        env = dict(os.environ, STRAIT_ROOT_ACCESS_KEY=AK, STRAIT_ROOT_SECRET_KEY=SK, RUST_LOG="warn")
+        self.proc = subprocess.Popen([binary, "serve", "--root", str(root), "--state-dir", str(state),
+                                      "--listen", "127.0.0.1:0", "--config", str(cfg)],
+                                     stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 60
+        while not (m := LISTEN_RE.search(log.read_text(errors="replace"))):
+            assert self.proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.05)
+        super().__init__(m.group(1), int(m.group(2)))
 
     def stop(self) -> None:
         self.conn.close()

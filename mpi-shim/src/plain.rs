@@ -3,7 +3,8 @@
 //!
 //! ureq reads every body through its own input buffer and copies it out, so the http data path
 //! paid two copies per byte (socket to ureq, ureq to the rank's buffer) where a `pread` pays one.
-//! On the node-local path that second copy was a third of the read's time. For `http://`
+//! On the node-local path that second copy was about a quarter of the read's time
+//! (bench/RESULTS.md, MPI shim, 2026-12-03). For `http://`
 //! endpoints a ranged GET therefore writes its signed request head itself, parses the answer's
 //! head with `httparse`, and `read`s the `Content-Length` body into the destination slice.
 //! Everything else (leases, multipart, https) goes through ureq.
@@ -187,7 +188,7 @@ fn exchange(s: &mut TcpStream, head: &[u8], buf: &mut [u8]) -> Result<(Answer, b
                 let mut more = vec![0u8; rest];
                 let complete = s.read_exact(&mut more).is_ok();
                 body.extend_from_slice(&more);
-                complete && !close && body.len() == n as usize
+                complete && !close
             }
             _ => {
                 // Unknown or large length: take what comes within a short wait, then drop the
