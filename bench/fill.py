@@ -14,7 +14,7 @@ After the fill, one full ListObjectsV2 pass (pages of 1000) over Strait's bucket
 listing index; the pass's time and the state directory's size per object are reported.
 
     python3 bench/fill.py [--objects 1000000] [--window 100000] [--concurrency 16] [--size 4KiB]
-                          [--targets strait,nginx] [--work DIR] [--keep] [--record]
+                          [--targets strait,strait-named,nginx] [--work DIR] [--keep] [--record]
 
 Needs the release builds (cargo build --release -p strait-gateway -p strait-loadgen) and, for
 the nginx side, nginx (apt-get install nginx; installed on demand as in bench/peers.py). About
@@ -43,9 +43,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def start(name: str, a, root: Path, work: Path) -> peers.Server:
-    if name == "strait":
+    if name in ("strait", "strait-named"):
         ns = SimpleNamespace(strait_bin=a.strait_bin)
-        return peers.start_strait(ns, root, work)
+        return peers.STARTERS[name](ns, root, work)
     ns = SimpleNamespace(nginx_bin=a.nginx_bin)
     return peers.start_nginx(ns, root, work)
 
@@ -109,8 +109,8 @@ def main() -> int:
     if a.objects % a.window:
         ap.error("--objects must be a multiple of --window")
     targets = [t.strip() for t in a.targets.split(",") if t.strip()]
-    if "strait" not in targets or any(t not in ("strait", "nginx") for t in targets):
-        ap.error("--targets: strait, optionally nginx")
+    if "strait" not in targets or any(t not in ("strait", "strait-named", "nginx") for t in targets):
+        ap.error("--targets: strait, optionally strait-named (the same binary with --staging named) and nginx")
     windows = a.objects // a.window
 
     work = Path(a.work)
@@ -187,6 +187,13 @@ def render(a, servers, results, listed, state: int) -> str:
     lines.append(f"Strait: largest window p50 {worst50:.2f}× the first window's (p99 {worst99:.2f}×); "
                  f"server CPU per PUT {cpu_ms[0]:.3f} ms in the first window, {cpu_ms[-1]:.3f} ms in the last; "
                  f"peak RSS {max(r['server_hwm_kib'] for r in s) / 1024:.0f} MiB.")
+    if "strait-named" in results:
+        m = results["strait-named"]
+        lines.append(f"Strait with named staging: largest window p50 "
+                     f"{max(r['p50_ms'] for r in m) / m[0]['p50_ms']:.2f}× its first window's (p99 "
+                     f"{max(r['p99_ms'] for r in m) / m[0]['p99_ms']:.2f}×); server CPU per PUT "
+                     f"{m[0]['server_cpu_s'] / m[0]['ops'] * 1e3:.3f} ms in the first window, "
+                     f"{m[-1]['server_cpu_s'] / m[-1]['ops'] * 1e3:.3f} ms in the last.")
     if "nginx" in results:
         n = results["nginx"]
         rel = max((r["p50_ms"] / s[0]["p50_ms"]) / (m["p50_ms"] / n[0]["p50_ms"]) for r, m in zip(s, n))

@@ -73,6 +73,7 @@ S3S_FS_INSTALL = "cargo install s3s-fs --version 0.14.1 --locked --features bina
 
 TARGETS = {
     "strait": "Strait",
+    "strait-named": "Strait, named staging",
     "nginx": "nginx",
     "rclone": "rclone serve s3",
     "s3s-fs": "s3s-fs",
@@ -228,19 +229,27 @@ def first_line(argv: list[str]) -> str:
         return "unknown version"
 
 
-def start_strait(a, root: Path, work: Path) -> Server:
+def start_strait(a, root: Path, work: Path, name: str = "strait", extra_args: list[str] | None = None) -> Server:
     if not os.access(a.strait_bin, os.X_OK):
         raise NotRun(f"{a.strait_bin} not built (cargo build --release -p strait-gateway)")
-    logf = work / "strait.log"
+    logf = work / f"{name}.log"
     try:
-        proc, url = strait_server.start(a.strait_bin, root, logf, AK, SK, state_dir=work / "strait-state")
+        proc, url = strait_server.start(a.strait_bin, root, logf, AK, SK, state_dir=work / f"{name}-state",
+                                        extra_args=extra_args)
     except SystemExit as e:
         raise NotRun(" ".join(str(e).split())[:600]) from None
     engine = re.search(r"strait: I/O engine: (.*)", logf.read_text(errors="replace"))
     version = first_line([a.strait_bin, "--version"])
     build = Path(a.strait_bin).parent.name
-    return Server("strait", "s3", url, proc, f"{version} (`{build}` build, I/O engine: "
-                  f"{engine.group(1).strip() if engine else 'not logged'})")
+    flags = f", `{' '.join(extra_args)}`" if extra_args else ""
+    return Server(name, "s3", url, proc, f"{version} (`{build}` build, I/O engine: "
+                  f"{engine.group(1).strip() if engine else 'not logged'}{flags})")
+
+
+def start_strait_named(a, root: Path, work: Path) -> Server:
+    """The same binary staging every object in a named file (the default before unnamed
+    O_TMPFILE staging, and what file systems without O_TMPFILE get): an A/B in one run."""
+    return start_strait(a, root, work, "strait-named", ["--staging", "named"])
 
 
 def nginx_binary(a) -> str:
@@ -346,7 +355,7 @@ def start_s3s_fs(a, root: Path, work: Path) -> Server:
     return Server("s3s-fs", "s3", f"http://127.0.0.1:{port}", proc, first_line([a.s3s_fs_bin, "--version"]))
 
 
-STARTERS = {"strait": start_strait, "nginx": start_nginx, "rclone": start_rclone, "s3s-fs": start_s3s_fs}
+STARTERS = {"strait": start_strait, "strait-named": start_strait_named, "nginx": start_nginx, "rclone": start_rclone, "s3s-fs": start_s3s_fs}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1121,7 +1130,7 @@ def main() -> int:
     a.workloads = [w.strip() for w in a.workloads.split(",") if w.strip()]
     unknown = [t for t in a.targets if t not in STARTERS and t != "raw"]
     if unknown:
-        ap.error(f"unknown targets {unknown}: choose from strait,nginx,rclone,s3s-fs,raw")
+        ap.error(f"unknown targets {unknown}: choose from strait,strait-named,nginx,rclone,s3s-fs,raw")
 
     work = Path(a.work)
     shutil.rmtree(work, ignore_errors=True)

@@ -10,8 +10,11 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Prefix of staging files, created in the object's target directory.
+/// Prefix of named staging files, created in the object's target directory.
 pub const STAGE_PREFIX: &str = ".strait.stage.";
+/// Where a file system's `open(O_TMPFILE)` answers these, it has no unnamed files: the staging
+/// file gets a name instead.
+const NO_TMPFILE: [Errno; 3] = [Errno::OPNOTSUPP, Errno::ISDIR, Errno::INVAL];
 /// Directory under a bucket holding in-progress multipart uploads.
 pub const UPLOADS_DIR: &str = ".strait-uploads";
 /// xattr on a bucket directory recording its creation time (RFC 3339).
@@ -161,6 +164,8 @@ struct Inner {
     journal: Arc<dyn SideState>,
     /// Buckets linked onto directories elsewhere (`strait admin bucket link`): name → link.
     links: std::sync::RwLock<std::collections::BTreeMap<String, BucketLink>>,
+    /// Stage new objects as unnamed files (`O_TMPFILE`) where the file system allows it.
+    anonymous_staging: std::sync::atomic::AtomicBool,
 }
 
 /// A bucket served from an existing directory outside the root.
@@ -224,7 +229,18 @@ impl PosixStore {
             .ctx(|| format!("open root {}", root.display()))?;
         let root = std::fs::canonicalize(root)?;
         let links = Default::default();
-        Ok(Self { inner: Arc::new(Inner { root, root_fd, locks: KeyLocks::new(), journal, links }) })
+        let anonymous_staging = std::sync::atomic::AtomicBool::new(false);
+        Ok(Self { inner: Arc::new(Inner { root, root_fd, locks: KeyLocks::new(), journal, links, anonymous_staging }) })
+    }
+
+    /// Choose how [`Bucket::stage`] creates staging files: unnamed (`O_TMPFILE` in the target
+    /// directory, given a name only at publish, through `/proc/self/fd`) where the file system
+    /// supports it, or always named. Unnamed staging is the default of `strait serve`; it needs
+    /// `/proc`, and answers false (named staging) without it.
+    pub fn set_anonymous_staging(&self, on: bool) -> bool {
+        let on = on && Path::new("/proc/self/fd").is_dir();
+        self.inner.anonymous_staging.store(on, std::sync::atomic::Ordering::Relaxed);
+        on
     }
 
     /// Replace the set of linked buckets (read from the metadata store at start).
@@ -550,8 +566,49 @@ impl Bucket {
         let _s = fs_span!("fs.create");
         let (parent_rel, name) = key.split_parent();
         let mut tries = 0;
+        let mut anonymous = self.store.inner.anonymous_staging.load(std::sync::atomic::Ordering::Relaxed);
         loop {
             let dir = fsutil::ensure_dirs(&*self.fd, parent_rel)?;
+            // A key that names something already is replaced by a rename, which needs a named
+            // file anyway: stage it named from the start (one name made and one renamed, as
+            // before, instead of an unnamed file, a link under a staging name and a rename).
+            if anonymous && rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+                anonymous = false;
+            }
+            if anonymous {
+                // An unnamed file in the target directory for a new key: nothing to journal,
+                // nothing left behind by a crash (the kernel frees it), no entry a reader of the
+                // directory could see, and one directory entry made at publish instead of three
+                // changes.
+                match rustix::fs::openat(
+                    &dir,
+                    ".",
+                    OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(FILE_MODE),
+                ) {
+                    Ok(fd) => {
+                        return Ok(Staging {
+                            bucket: self.clone(),
+                            key: key.clone(),
+                            dir,
+                            anonymous: true,
+                            stage_name: String::new(),
+                            target: name.to_owned(),
+                            journal_path: PathBuf::new(),
+                            file: Some(std::fs::File::from(fd)),
+                            hold: None,
+                        })
+                    }
+                    Err(e) if NO_TMPFILE.contains(&e) => anonymous = false,
+                    Err(Errno::NOENT) if tries < 3 => {
+                        tries += 1;
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(ConnectorError::from_errno(e, format!("create staging file for {}", key.as_str())))
+                    }
+                }
+            }
             let stage_name = format!("{STAGE_PREFIX}{}", uuid::Uuid::new_v4().simple());
             let journal_path = self.path().join(parent_rel).join(&stage_name);
             self.store.inner.journal.record(&journal_path)?;
@@ -566,6 +623,7 @@ impl Bucket {
                         bucket: self.clone(),
                         key: key.clone(),
                         dir,
+                        anonymous: false,
                         stage_name,
                         target: name.to_owned(),
                         journal_path,
@@ -621,6 +679,7 @@ impl Bucket {
                 bucket: self.clone(),
                 key: key.clone(),
                 dir,
+                anonymous: false,
                 stage_name,
                 target: name.to_owned(),
                 journal_path,
@@ -796,11 +855,15 @@ pub fn etag_matches(want: &str, cur: &str) -> bool {
     want == "*" || want.trim_matches('"') == cur
 }
 
-/// A staging file in the key's target directory. Dropped without publish, it is removed.
+/// A staging file in the key's target directory, unnamed (`O_TMPFILE`) or named with
+/// [`STAGE_PREFIX`]. Dropped without publish, it is removed.
 pub struct Staging {
     bucket: Bucket,
     key: ObjectKey,
     dir: OwnedFd,
+    /// Opened with `O_TMPFILE`: the file has no name until publish links it.
+    anonymous: bool,
+    /// The staging name while the file has one (journaled as `journal_path`), else empty.
     stage_name: String,
     target: String,
     journal_path: PathBuf,
@@ -825,9 +888,11 @@ impl Staging {
         meta.stored = true;
         write_meta(&**self.bucket.journal(), &file, XATTR_META, &meta)?;
         fs_span!("fs.fsync").in_scope(|| file.sync_all())?;
-        drop(file);
+        // An unnamed file is linked through its descriptor: it stays open until then.
+        let file = if self.anonymous { Some(file) } else { None };
         {
-            let _g = self.bucket.store.inner.locks.lock(&self.bucket.name, self.key.as_str());
+            let store = self.bucket.store.clone();
+            let _g = store.inner.locks.lock(&self.bucket.name, self.key.as_str());
             let current = match mode {
                 PublishMode::Overwrite => None,
                 _ => match self.bucket.open_object(&self.key) {
@@ -837,14 +902,57 @@ impl Staging {
                 },
             };
             check_mode(mode, current.as_deref())?;
-            fs_span!("fs.rename").in_scope(|| self.rename_into_place(matches!(mode, PublishMode::CreateOnly)))?;
+            let no_replace = matches!(mode, PublishMode::CreateOnly);
+            match &file {
+                Some(f) => fs_span!("fs.link").in_scope(|| self.link_into_place(f, no_replace))?,
+                None => fs_span!("fs.rename").in_scope(|| self.rename_into_place(no_replace))?,
+            }
         }
+        drop(file);
         fs_span!("fs.fsync").in_scope(|| rustix::fs::fsync(&self.dir)).ctx(|| "fsync target directory".into())?;
-        self.bucket.journal().forget(&self.journal_path);
-        self.stage_name.clear();
+        if !self.stage_name.is_empty() {
+            self.bucket.journal().forget(&self.journal_path);
+            self.stage_name.clear();
+        }
         self.bucket.journal().object_changed(&self.bucket.name, self.key.as_str(), &meta.tags);
         drop(self.hold.take());
         Ok(meta)
+    }
+
+    /// Give the unnamed staging file `file` the key's name: `linkat` makes the entry only if
+    /// the name is free, which is all a create-only write needs. A name that is taken (an
+    /// object to replace, or a directory) is replaced as named staging does: the file is linked
+    /// under a journaled staging name, then renamed over the key.
+    fn link_into_place(&mut self, file: &std::fs::File, no_replace: bool) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        // The descriptor's magic link: linkat(AT_EMPTY_PATH) would need CAP_DAC_READ_SEARCH.
+        let proc = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let link = |dir: &OwnedFd, name: &str| {
+            rustix::fs::linkat(rustix::fs::CWD, proc.as_str(), dir, name, AtFlags::SYMLINK_FOLLOW)
+        };
+        let mut tries = 0;
+        loop {
+            match link(&self.dir, self.target.as_str()) {
+                Ok(()) => return Ok(()),
+                Err(Errno::EXIST) if !no_replace => break,
+                // The directory was removed since staging: an unnamed file does not keep it
+                // from looking empty to a concurrent delete pruning implied parents.
+                Err(Errno::NOENT) if tries < 3 => {
+                    tries += 1;
+                    self.dir = fsutil::ensure_dirs(&*self.bucket.fd, self.key.split_parent().0)?;
+                }
+                Err(e) => return Err(self.publish_error(e)),
+            }
+        }
+        let stage_name = format!("{STAGE_PREFIX}{}", uuid::Uuid::new_v4().simple());
+        let journal_path = self.bucket.path().join(self.key.split_parent().0).join(&stage_name);
+        self.bucket.journal().record(&journal_path)?;
+        // From here Drop removes the name and its record if the rename does not happen.
+        self.stage_name = stage_name;
+        self.journal_path = journal_path;
+        link(&self.dir, self.stage_name.as_str())
+            .map_err(|e| ConnectorError::from_errno(e, format!("link staging file for {}", self.key.as_str())))?;
+        self.rename_into_place(false)
     }
 
     fn rename_into_place(&self, no_replace: bool) -> Result<()> {
@@ -859,16 +967,21 @@ impl Staging {
         } else {
             rustix::fs::renameat(d, s, d, t)
         };
-        r.map_err(|e| match e {
+        r.map_err(|e| self.publish_error(e))
+    }
+
+    /// What a failed rename or link of the staging file onto the key means.
+    fn publish_error(&self, e: Errno) -> ConnectorError {
+        match e {
             Errno::ISDIR | Errno::NOTEMPTY => ConnectorError::ExistingIsDirectory(self.key.as_str().to_owned()),
-            Errno::EXIST => match fsutil::stat_beneath(d, t) {
+            Errno::EXIST => match fsutil::stat_beneath(&self.dir, self.target.as_str()) {
                 Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
                     ConnectorError::ExistingIsDirectory(self.key.as_str().to_owned())
                 }
                 _ => ConnectorError::PreconditionFailed("the key exists".into()),
             },
             e => ConnectorError::from_errno(e, format!("publish {}", self.key.as_str())),
-        })
+        }
     }
 }
 

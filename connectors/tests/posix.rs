@@ -41,12 +41,19 @@ impl Drop for Fixture {
     }
 }
 
+/// A store with named staging files (`PosixStore::open`'s default).
 fn fixture(name: &str) -> Fixture {
-    let dir = std::env::temp_dir().join(format!("strait-conn-{name}-{}", std::process::id()));
+    fixture_staging(name, false)
+}
+
+/// A store staging unnamed (`O_TMPFILE`) files when `anonymous`.
+fn fixture_staging(name: &str, anonymous: bool) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("strait-conn-{name}-{anonymous}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let journal = Arc::new(RecJournal::default());
     let store = PosixStore::open(&dir.join("root"), journal.clone()).unwrap();
+    assert_eq!(store.set_anonymous_staging(anonymous), anonymous);
     store.create_bucket("bkt", "0", None).unwrap();
     Fixture { dir, store, journal }
 }
@@ -135,7 +142,12 @@ fn delimiter_prefixes_and_empty_directories() {
 
 #[test]
 fn object_and_prefix_conflicts_are_refused() {
-    let f = fixture("conflict");
+    for anonymous in [false, true] {
+        object_and_prefix_conflicts_are_refused_with(fixture_staging("conflict", anonymous));
+    }
+}
+
+fn object_and_prefix_conflicts_are_refused_with(f: Fixture) {
     put(&f, "a", b"x", &PublishMode::Overwrite).unwrap();
     assert!(matches!(put(&f, "a/b", b"x", &PublishMode::Overwrite), Err(ConnectorError::ParentIsFile(_))));
     put(&f, "d/e", b"x", &PublishMode::Overwrite).unwrap();
@@ -151,7 +163,12 @@ fn object_and_prefix_conflicts_are_refused() {
 
 #[test]
 fn create_only_and_if_match_publish() {
-    let f = fixture("cond");
+    for anonymous in [false, true] {
+        create_only_and_if_match_publish_with(fixture_staging("cond", anonymous));
+    }
+}
+
+fn create_only_and_if_match_publish_with(f: Fixture) {
     put(&f, "k", b"one", &PublishMode::CreateOnly).unwrap();
     assert!(matches!(put(&f, "k", b"two", &PublishMode::CreateOnly), Err(ConnectorError::PreconditionFailed(_))));
     assert!(matches!(
@@ -171,7 +188,12 @@ fn create_only_and_if_match_publish() {
 
 #[test]
 fn concurrent_create_only_has_exactly_one_winner() {
-    let f = Arc::new(fixture("race"));
+    for anonymous in [false, true] {
+        concurrent_create_only_with(Arc::new(fixture_staging("race", anonymous)));
+    }
+}
+
+fn concurrent_create_only_with(f: Arc<Fixture>) {
     let handles: Vec<_> = (0..8)
         .map(|i| {
             let f = f.clone();
@@ -276,6 +298,80 @@ fn abandoned_staging_is_removed_and_journaled() {
     let p = f.journal.0.lock().unwrap()[0].clone();
     drop(st);
     assert!(!p.exists());
+}
+
+#[test]
+fn unnamed_staging_leaves_no_trace_until_publish() {
+    let f = fixture_staging("anon", true);
+    let b = f.store.bucket("bkt").unwrap();
+    let k = ObjectKey::parse("d/obj").unwrap();
+    let mut st = b.stage(&k).unwrap();
+    st.file().write_all(b"first").unwrap();
+    // Nothing is journaled and the target directory has no entry for the staged bytes.
+    assert!(f.journal.0.lock().unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(bucket_path(&f).join("d")).unwrap().count(), 0);
+    assert!(keys(&f, "", None, None, 1000).0.is_empty());
+    let m = st.publish(ObjectMeta { etag: "e1".into(), ..Default::default() }, &PublishMode::CreateOnly).unwrap();
+    assert_eq!(std::fs::read(bucket_path(&f).join("d/obj")).unwrap(), b"first");
+    let o = b.open_object(&k).unwrap();
+    assert!(o.meta.stored, "the record written before the link still describes the file");
+    assert_eq!((o.meta.etag.as_str(), o.meta.id.ino), ("e1", m.id.ino));
+    // A key that exists is staged under a name and renamed over; nothing stays behind.
+    put(&f, "d/obj", b"second", &PublishMode::Overwrite).unwrap();
+    assert_eq!(std::fs::read(bucket_path(&f).join("d/obj")).unwrap(), b"second");
+    let names = |f: &Fixture| -> Vec<String> {
+        let mut v: Vec<_> = std::fs::read_dir(bucket_path(f).join("d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&f), ["obj"]);
+    assert!(f.journal.0.lock().unwrap().is_empty());
+    assert_eq!(b.open_object(&k).unwrap().meta.etag, "etag-6");
+    // Staged unnamed for a new key that another writer creates before publish: an overwrite
+    // links under a journaled name and renames over it, a create-only write fails.
+    let k2 = ObjectKey::parse("d/late").unwrap();
+    let mut st = b.stage(&k2).unwrap();
+    st.file().write_all(b"mine").unwrap();
+    let mut st_c = b.stage(&k2).unwrap();
+    st_c.file().write_all(b"create-only").unwrap();
+    put(&f, "d/late", b"theirs", &PublishMode::Overwrite).unwrap();
+    st.publish(ObjectMeta { etag: "mine".into(), ..Default::default() }, &PublishMode::Overwrite).unwrap();
+    assert_eq!(std::fs::read(bucket_path(&f).join("d/late")).unwrap(), b"mine");
+    assert_eq!(b.open_object(&k2).unwrap().meta.etag, "mine");
+    let r = st_c.publish(ObjectMeta { etag: "c".into(), ..Default::default() }, &PublishMode::CreateOnly);
+    assert!(matches!(r, Err(ConnectorError::PreconditionFailed(_))), "{:?}", r.err());
+    assert_eq!(std::fs::read(bucket_path(&f).join("d/late")).unwrap(), b"mine");
+    assert_eq!(names(&f), ["late", "obj"]);
+    assert!(f.journal.0.lock().unwrap().is_empty());
+    // Dropped unpublished: the kernel frees the file, no name appears.
+    let mut st = b.stage(&ObjectKey::parse("d/never").unwrap()).unwrap();
+    st.file().write_all(b"never").unwrap();
+    drop(st);
+    assert_eq!(std::fs::read(bucket_path(&f).join("d/obj")).unwrap(), b"second");
+    assert_eq!(names(&f), ["late", "obj"]);
+}
+
+#[test]
+fn unnamed_staging_survives_its_directory_being_pruned() {
+    // An unnamed staging file does not keep its implied parent from looking empty: a delete of
+    // the directory's last object prunes it in between, and publish makes it again.
+    let f = fixture_staging("anonprune", true);
+    let b = f.store.bucket("bkt").unwrap();
+    put(&f, "p/q/other", b"x", &PublishMode::Overwrite).unwrap();
+    let k = ObjectKey::parse("p/q/obj").unwrap();
+    let mut st = b.stage(&k).unwrap();
+    st.file().write_all(b"payload").unwrap();
+    b.delete_object(&ObjectKey::parse("p/q/other").unwrap()).unwrap();
+    assert!(!bucket_path(&f).join("p").exists(), "the emptied implied parents were pruned");
+    st.publish(ObjectMeta { etag: "e".into(), ..Default::default() }, &PublishMode::Overwrite).unwrap();
+    assert_eq!(std::fs::read(bucket_path(&f).join("p/q/obj")).unwrap(), b"payload");
+    assert_eq!(keys(&f, "", None, None, 10).0, ["p/q/obj"]);
+    // The remade parents are implied ones again: deleting the object prunes them.
+    b.delete_object(&k).unwrap();
+    assert!(!bucket_path(&f).join("p").exists());
 }
 
 #[test]

@@ -116,11 +116,42 @@ pub struct IoFile {
     /// Serve the open (and small-body read) of GET and HEAD on the async thread when the kernel
     /// can do it from its caches alone, on local file systems; otherwise on the I/O pool.
     pub inline_cached: bool,
+    /// How PUT, CopyObject and multipart completion stage an object's bytes before publishing
+    /// them: `auto` (an unnamed `O_TMPFILE` file in the target directory where the file system
+    /// supports it, else a named `.strait.stage.*` file) or `named`. `--staging` /
+    /// `STRAIT_STAGING` override it.
+    pub staging: Staging,
 }
 
 impl Default for IoFile {
     fn default() -> Self {
-        Self { engine: strait_connectors::engine::Choice::Auto, zero_copy: true, inline_cached: true }
+        Self {
+            engine: strait_connectors::engine::Choice::Auto,
+            zero_copy: true,
+            inline_cached: true,
+            staging: Staging::Auto,
+        }
+    }
+}
+
+/// `io.staging`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Staging {
+    /// Unnamed files (`O_TMPFILE`) where the file system supports them.
+    Auto,
+    /// Always a named staging file, journaled and removed at start after a crash.
+    Named,
+}
+
+impl std::str::FromStr for Staging {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "named" => Ok(Self::Named),
+            _ => Err(format!("unknown staging {s:?} (expected auto or named)")),
+        }
     }
 }
 
@@ -154,6 +185,7 @@ pub struct Config {
     pub io_engine: strait_connectors::engine::Choice,
     pub zero_copy: bool,
     pub inline_cached: bool,
+    pub staging: Staging,
 }
 
 /// Flags that override the file.
@@ -170,6 +202,7 @@ pub struct Overrides {
     pub audit_log: Option<String>,
     pub admin_listen: Option<SocketAddr>,
     pub io_engine: Option<strait_connectors::engine::Choice>,
+    pub staging: Option<Staging>,
 }
 
 pub fn load_file(path: &std::path::Path) -> Result<ConfigFile, String> {
@@ -229,6 +262,7 @@ impl Config {
             io_engine: o.io_engine.unwrap_or(file.io.engine),
             zero_copy: file.io.zero_copy,
             inline_cached: file.io.inline_cached,
+            staging: o.staging.unwrap_or(file.io.staging),
         })
     }
 }

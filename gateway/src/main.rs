@@ -321,6 +321,10 @@ struct ServeArgs {
     /// File I/O engine: auto (io_uring if the start-up probe succeeds), io_uring, or threads.
     #[arg(long, env = "STRAIT_IO_ENGINE")]
     io_engine: Option<strait_connectors::engine::Choice>,
+    /// Staging of object bytes before publish: auto (unnamed O_TMPFILE files where the file
+    /// system supports them) or named (.strait.stage.* files).
+    #[arg(long, env = "STRAIT_STAGING")]
+    staging: Option<config::Staging>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -771,6 +775,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             audit_log: args.audit_log,
             admin_listen: args.admin_listen,
             io_engine: args.io_engine,
+            staging: args.staging,
         },
     )?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
@@ -792,6 +797,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         eprintln!("strait: bucket {name} is linked to {}", l.path.display());
     }
     store.set_links(links);
+    let anonymous = store.set_anonymous_staging(cfg.staging == config::Staging::Auto);
+    if cfg.staging == config::Staging::Auto && !anonymous {
+        eprintln!("strait: staging: named (/proc/self/fd is missing, so unnamed files cannot be linked)");
+    }
     for p in meta.staging_files().map_err(|e| e.to_string())? {
         store.remove_stale_staging(&p);
     }
