@@ -17,30 +17,6 @@ thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
-/// Set `SO_RCVLOWAT` on `sock`: the kernel wakes a blocked `read` only once `bytes` have
-/// arrived (or the stream ends). Neither std, rustix nor socket2 offers this option. Best
-/// effort: an error leaves the socket as it was.
-pub(crate) fn set_recv_lowat(sock: &std::net::TcpStream, bytes: usize) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let v: c_int = c_int::try_from(bytes).unwrap_or(c_int::MAX);
-    // SAFETY: `sock` is an open socket for the call's duration; the option value is a c_int
-    // on our stack whose size is passed alongside it, and setsockopt only reads it.
-    let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVLOWAT,
-            (&v as *const c_int).cast::<c_void>(),
-            std::mem::size_of::<c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
 fn set_error(e: &Error) -> c_int {
     let msg = CString::new(e.message.replace('\0', " ")).unwrap_or_default();
     LAST_ERROR.with(|l| *l.borrow_mut() = msg);

@@ -223,16 +223,7 @@ fn exchange(s: &mut TcpStream, head: &[u8], buf: &mut [u8]) -> Result<(Answer, b
     }
     buf[..early.len()].copy_from_slice(early);
     let mut done = early.len();
-    // Wake this reader once per `recv_lowat()` bytes instead of once per segment the gateway's
-    // sendfile pushed; never more than what is still to come, or the last read would wait for
-    // bytes that will not arrive. Back to 1 before the next answer's head.
-    let lowat_max = recv_lowat();
-    let mut lowat = 1;
     while done < buf.len() {
-        let want = (buf.len() - done).min(lowat_max).max(1);
-        if want != lowat && crate::set_recv_lowat(s, want).is_ok() {
-            lowat = want;
-        }
         match s.read(&mut buf[done..]) {
             Ok(0) => {
                 return Err(Failed {
@@ -246,14 +237,6 @@ fn exchange(s: &mut TcpStream, head: &[u8], buf: &mut [u8]) -> Result<(Answer, b
             Err(e) => return Err(Failed::net(format!("reading the body: {e}"))),
         }
     }
-    let keep = !close && (lowat == 1 || crate::set_recv_lowat(s, 1).is_ok());
     let answer = if status == 206 { Answer::Body } else { Answer::Whole };
-    Ok((answer, keep))
-}
-
-/// Bytes per wake-up of a body read: `STRAIT_MPI_RCVLOWAT` (0 or 1: every segment), default
-/// 1 MiB.
-fn recv_lowat() -> usize {
-    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var("STRAIT_MPI_RCVLOWAT").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 20).max(1))
+    Ok((answer, !close))
 }
