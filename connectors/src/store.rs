@@ -586,19 +586,7 @@ impl Bucket {
                     OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
                     Mode::from_raw_mode(FILE_MODE),
                 ) {
-                    Ok(fd) => {
-                        return Ok(Staging {
-                            bucket: self.clone(),
-                            key: key.clone(),
-                            dir,
-                            anonymous: true,
-                            stage_name: String::new(),
-                            target: name.to_owned(),
-                            journal_path: PathBuf::new(),
-                            file: Some(std::fs::File::from(fd)),
-                            hold: None,
-                        })
-                    }
+                    Ok(fd) => return Ok(self.staging(key, dir, fd, None)),
                     Err(e) if NO_TMPFILE.contains(&e) => anonymous = false,
                     Err(Errno::NOENT) if tries < 3 => {
                         tries += 1;
@@ -618,19 +606,7 @@ impl Bucket {
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
                 Mode::from_raw_mode(FILE_MODE),
             ) {
-                Ok(fd) => {
-                    return Ok(Staging {
-                        bucket: self.clone(),
-                        key: key.clone(),
-                        dir,
-                        anonymous: false,
-                        stage_name,
-                        target: name.to_owned(),
-                        journal_path,
-                        file: Some(std::fs::File::from(fd)),
-                        hold: None,
-                    })
-                }
+                Ok(fd) => return Ok(self.staging(key, dir, fd, Some((stage_name, journal_path)))),
                 // The directory was pruned by a concurrent delete between open and create.
                 Err(Errno::NOENT) if tries < 3 => {
                     self.store.inner.journal.forget(&journal_path);
@@ -641,6 +617,23 @@ impl Bucket {
                     return Err(ConnectorError::from_errno(e, format!("create staging file for {}", key.as_str())));
                 }
             }
+        }
+    }
+
+    /// The staging file `fd` for `key` in `dir`: unnamed, or with its name and journal path.
+    fn staging(&self, key: &ObjectKey, dir: OwnedFd, fd: OwnedFd, named: Option<(String, PathBuf)>) -> Staging {
+        let anonymous = named.is_none();
+        let (stage_name, journal_path) = named.unwrap_or_default();
+        Staging {
+            bucket: self.clone(),
+            key: key.clone(),
+            dir,
+            anonymous,
+            stage_name,
+            target: key.split_parent().1.to_owned(),
+            journal_path,
+            file: Some(std::fs::File::from(fd)),
+            hold: None,
         }
     }
 
@@ -660,7 +653,7 @@ impl Bucket {
             return Err(ConnectorError::InvalidKey("directory markers are not staged".into()));
         }
         let _s = fs_span!("fs.link");
-        let (parent_rel, name) = key.split_parent();
+        let parent_rel = key.split_parent().0;
         let dir = fsutil::ensure_dirs(&*self.fd, parent_rel)?;
         let stage_name = format!("{STAGE_PREFIX}{}", uuid::Uuid::new_v4().simple());
         let journal_path = self.path().join(parent_rel).join(&stage_name);
@@ -675,17 +668,11 @@ impl Bucket {
                 )
             });
         match opened {
-            Ok(fd) => Ok(Some(Staging {
-                bucket: self.clone(),
-                key: key.clone(),
-                dir,
-                anonymous: false,
-                stage_name,
-                target: name.to_owned(),
-                journal_path,
-                file: Some(std::fs::File::from(fd)),
-                hold: Some(hold),
-            })),
+            Ok(fd) => {
+                let mut st = self.staging(key, dir, fd, Some((stage_name, journal_path)));
+                st.hold = Some(hold);
+                Ok(Some(st))
+            }
             Err(e) => {
                 let _ = rustix::fs::unlinkat(&dir, stage_name.as_str(), AtFlags::empty());
                 self.store.inner.journal.forget(&journal_path);
