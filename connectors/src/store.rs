@@ -166,6 +166,25 @@ struct Inner {
     links: std::sync::RwLock<std::collections::BTreeMap<String, BucketLink>>,
     /// Stage new objects as unnamed files (`O_TMPFILE`) where the file system allows it.
     anonymous_staging: std::sync::atomic::AtomicBool,
+    /// Bucket directories opened recently, reused by [`PosixStore::bucket`].
+    dirs: Mutex<std::collections::HashMap<String, Vec<OpenDir>>>,
+}
+
+/// How long an open bucket directory is reused before its name is looked up again. Within it, a
+/// request costs one `fstat` of the directory instead of open + `fstatfs` + close.
+const DIR_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// At most this many open directories are kept (descriptors held; expired ones are dropped
+/// first, and past it nothing more is kept).
+const DIR_REUSE_MAX: usize = 1024;
+
+/// A bucket directory opened by one identity (`None`: the process's own).
+struct OpenDir {
+    id: Option<crate::ident::PosixId>,
+    fd: Arc<OwnedFd>,
+    path: PathBuf,
+    local: bool,
+    opened: std::time::Instant,
 }
 
 /// A bucket served from an existing directory outside the root.
@@ -230,7 +249,17 @@ impl PosixStore {
         let root = std::fs::canonicalize(root)?;
         let links = Default::default();
         let anonymous_staging = std::sync::atomic::AtomicBool::new(false);
-        Ok(Self { inner: Arc::new(Inner { root, root_fd, locks: KeyLocks::new(), journal, links, anonymous_staging }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root,
+                root_fd,
+                locks: KeyLocks::new(),
+                journal,
+                links,
+                anonymous_staging,
+                dirs: Default::default(),
+            }),
+        })
     }
 
     /// Choose how [`Bucket::stage`] creates staging files: unnamed (`O_TMPFILE` in the target
@@ -246,6 +275,16 @@ impl PosixStore {
     /// Replace the set of linked buckets (read from the metadata store at start).
     pub fn set_links(&self, links: impl IntoIterator<Item = (String, BucketLink)>) {
         *self.inner.links.write().unwrap_or_else(|p| p.into_inner()) = links.into_iter().collect();
+        self.lock_dirs().clear();
+    }
+
+    fn lock_dirs(&self) -> MutexGuard<'_, std::collections::HashMap<String, Vec<OpenDir>>> {
+        self.inner.dirs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forget the open directory of bucket `name` (created, deleted, linked or unlinked here).
+    pub fn forget_bucket_dir(&self, name: &str) {
+        self.lock_dirs().remove(name);
     }
 
     /// The link of a linked bucket.
@@ -281,7 +320,58 @@ impl PosixStore {
     }
 
     /// Open a bucket directory: a link's directory, else `<root>/<name>`.
+    ///
+    /// The directory opened by the last request of the same identity is reused for
+    /// [`DIR_REUSE`]: each use checks with `fstat` that it still has a link (a bucket directory
+    /// removed, or removed and made again, by anyone, on any gateway, is seen at once); one
+    /// renamed away and replaced directly on the file system is seen within [`DIR_REUSE`].
+    /// Buckets created, deleted, linked or unlinked through this store are forgotten at once.
+    /// The cache is per identity because opening the directory is a permission check of its own.
     pub fn bucket(&self, name: &str) -> Result<Bucket> {
+        let id = crate::ident::current();
+        if let Some(b) = self.reuse_dir(name, &id)? {
+            return Ok(b);
+        }
+        let b = self.open_bucket(name)?;
+        let local = crate::layout::is_local(&*b.fd);
+        let mut dirs = self.lock_dirs();
+        if dirs.len() >= DIR_REUSE_MAX {
+            dirs.retain(|_, v| {
+                v.retain(|d| d.opened.elapsed() < DIR_REUSE);
+                !v.is_empty()
+            });
+        }
+        if dirs.len() < DIR_REUSE_MAX {
+            let v = dirs.entry(name.to_owned()).or_default();
+            v.retain(|d| d.id != id);
+            v.push(OpenDir { id, fd: b.fd.clone(), path: b.path.clone(), local, opened: std::time::Instant::now() });
+        }
+        Ok(b)
+    }
+
+    /// The reusable open directory of `name` for identity `id`, if any.
+    fn reuse_dir(&self, name: &str, id: &Option<crate::ident::PosixId>) -> Result<Option<Bucket>> {
+        let found = {
+            let dirs = self.lock_dirs();
+            dirs.get(name)
+                .and_then(|v| v.iter().find(|d| &d.id == id))
+                .and_then(|d| (d.opened.elapsed() < DIR_REUSE).then(|| (d.fd.clone(), d.path.clone(), d.local)))
+        };
+        let Some((fd, path, local)) = found else { return Ok(None) };
+        match rustix::fs::fstat(&*fd) {
+            Ok(st) if st.st_nlink > 0 => {}
+            _ => {
+                self.forget_bucket_dir(name);
+                return Ok(None);
+            }
+        }
+        if fsutil::cached_only() && !local {
+            return Err(ConnectorError::from_errno(fsutil::would_block().unwrap_or(Errno::AGAIN), name.to_owned()));
+        }
+        Ok(Some(Bucket { store: self.clone(), name: name.to_owned(), fd, path }))
+    }
+
+    fn open_bucket(&self, name: &str) -> Result<Bucket> {
         if let Some(link) = self.link(name) {
             let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
             let fd = fsutil::openat2_with(rustix::fs::CWD, &link.path, flags, ResolveFlags::empty()).map_err(|e| match e {
@@ -318,6 +408,7 @@ impl PosixStore {
         if self.link(name).is_some() {
             return Err(ConnectorError::AlreadyExists(name.to_owned()));
         }
+        self.forget_bucket_dir(name);
         let root = &self.inner.root_fd;
         rustix::fs::mkdirat(root, name, Mode::from_raw_mode(fsutil::DIR_MODE)).map_err(|e| match e {
             Errno::EXIST => ConnectorError::AlreadyExists(name.to_owned()),
@@ -369,6 +460,7 @@ impl PosixStore {
             Errno::NOTEMPTY | Errno::EXIST => ConnectorError::NotEmpty(name.to_owned()),
             e => ConnectorError::from_errno(e, format!("rmdir bucket {name}")),
         })?;
+        self.forget_bucket_dir(name);
         rustix::fs::fsync(&self.inner.root_fd).ctx(|| "fsync root".into())?;
         if let Some(ix) = self.inner.journal.list_index() {
             ix.drop_bucket(name)?;

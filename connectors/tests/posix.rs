@@ -418,3 +418,40 @@ fn metadata_too_large_for_xattrs_goes_to_the_side_table() {
     b.delete_object(&k2).unwrap();
     assert_eq!(f.journal.1.lock().unwrap().len(), 1);
 }
+
+/// A bucket's open directory is reused across calls, but a directory removed (or removed and
+/// made again) directly on the file system is seen at the next call, and one renamed away and
+/// replaced is seen once the reuse window has passed.
+#[test]
+fn reused_bucket_directory_follows_the_file_system() {
+    let f = fixture("dirreuse");
+    put(&f, "a", b"one", &PublishMode::Overwrite).unwrap();
+    let first = f.store.bucket("bkt").unwrap();
+    assert!(first.open_object(&ObjectKey::parse("a").unwrap()).is_ok());
+    drop(first);
+
+    // Removed and made again: the old directory has no link left.
+    std::fs::remove_dir_all(bucket_path(&f)).unwrap();
+    assert!(matches!(f.store.bucket("bkt"), Err(ConnectorError::NoSuchBucket(_))));
+    std::fs::create_dir(bucket_path(&f)).unwrap();
+    std::fs::write(bucket_path(&f).join("b"), b"two").unwrap();
+    let b = f.store.bucket("bkt").unwrap();
+    assert!(b.open_object(&ObjectKey::parse("b").unwrap()).is_ok());
+    assert!(b.open_object(&ObjectKey::parse("a").unwrap()).is_err());
+
+    // Renamed away and replaced: the old directory still has its link, so it may be served
+    // for the reuse window (1 s), and not after.
+    let away = f.dir.join("away");
+    std::fs::rename(bucket_path(&f), &away).unwrap();
+    std::fs::create_dir(bucket_path(&f)).unwrap();
+    std::fs::write(bucket_path(&f).join("c"), b"three").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let b = f.store.bucket("bkt").unwrap();
+    assert!(b.open_object(&ObjectKey::parse("c").unwrap()).is_ok());
+    assert!(b.open_object(&ObjectKey::parse("b").unwrap()).is_err());
+
+    // Deleted through the store: forgotten at once.
+    std::fs::remove_file(bucket_path(&f).join("c")).unwrap();
+    f.store.delete_bucket("bkt").unwrap();
+    assert!(matches!(f.store.bucket("bkt"), Err(ConnectorError::NoSuchBucket(_))));
+}

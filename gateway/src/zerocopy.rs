@@ -132,6 +132,31 @@ impl ZcStream {
     }
 }
 
+impl ZcStream {
+    /// Send bytes that a file region follows (a response's head) with `MSG_MORE`, as nginx's
+    /// `tcp_nopush` does: the kernel holds them and sends them in one segment with the start of
+    /// the region's sendfile (which pushes when it ends), instead of a segment of its own. One
+    /// segment and one wake-up of the client less per GET.
+    fn poll_send_more(&mut self, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.tcp.poll_write_ready(cx))?;
+            let res = self.tcp.try_io(Interest::WRITABLE, || {
+                rustix::net::sendmsg(
+                    &self.tcp,
+                    bufs,
+                    &mut rustix::net::SendAncillaryBuffer::default(),
+                    rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL,
+                )
+                .map_err(io::Error::from)
+            });
+            match res {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+}
+
 impl AsyncRead for ZcStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.tcp).poll_read(cx, buf)
@@ -157,9 +182,10 @@ impl AsyncWrite for ZcStream {
         if let Some(at) = sentinel_offset(first.as_ptr()) {
             return self.poll_sendfile(cx, at, first.len());
         }
-        let plain =
-            bufs.iter().position(|b| !b.is_empty() && sentinel_offset(b.as_ptr()).is_some()).unwrap_or(bufs.len());
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, &bufs[..plain])
+        match bufs.iter().position(|b| !b.is_empty() && sentinel_offset(b.as_ptr()).is_some()) {
+            Some(plain) => self.poll_send_more(cx, &bufs[..plain]),
+            None => Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
