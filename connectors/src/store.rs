@@ -174,8 +174,8 @@ struct Inner {
 /// request costs one `fstat` of the directory instead of open + `fstatfs` + close.
 const DIR_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// At most this many open directories are kept (descriptors held; expired ones are dropped
-/// first, and past it nothing more is kept).
+/// At most this many open directories are kept (descriptors held; past it, nothing more is
+/// kept until some expire).
 const DIR_REUSE_MAX: usize = 1024;
 
 /// A bucket directory opened by one identity (`None`: the process's own).
@@ -335,13 +335,13 @@ impl PosixStore {
         let b = self.open_bucket(name)?;
         let local = crate::layout::is_local(&*b.fd);
         let mut dirs = self.lock_dirs();
-        if dirs.len() >= DIR_REUSE_MAX {
-            dirs.retain(|_, v| {
-                v.retain(|d| d.opened.elapsed() < DIR_REUSE);
-                !v.is_empty()
-            });
-        }
-        if dirs.len() < DIR_REUSE_MAX {
+        // Expired directories are closed here (a miss, at most once a second per bucket and
+        // identity), so none stays open long after its last use.
+        dirs.retain(|_, v| {
+            v.retain(|d| d.opened.elapsed() < DIR_REUSE);
+            !v.is_empty()
+        });
+        if dirs.values().map(Vec::len).sum::<usize>() < DIR_REUSE_MAX {
             let v = dirs.entry(name.to_owned()).or_default();
             v.retain(|d| d.id != id);
             v.push(OpenDir { id, fd: b.fd.clone(), path: b.path.clone(), local, opened: std::time::Instant::now() });
