@@ -168,6 +168,8 @@ struct Inner {
     anonymous_staging: std::sync::atomic::AtomicBool,
     /// Bucket directories opened recently, reused by [`PosixStore::bucket`].
     dirs: Mutex<std::collections::HashMap<String, Vec<OpenDir>>>,
+    /// Bumped whenever directories are forgotten: a directory opened before is not kept.
+    dirs_generation: std::sync::atomic::AtomicU64,
 }
 
 /// How long an open bucket directory is reused before its name is looked up again. Within it, a
@@ -258,6 +260,7 @@ impl PosixStore {
                 links,
                 anonymous_staging,
                 dirs: Default::default(),
+                dirs_generation: Default::default(),
             }),
         })
     }
@@ -275,7 +278,9 @@ impl PosixStore {
     /// Replace the set of linked buckets (read from the metadata store at start).
     pub fn set_links(&self, links: impl IntoIterator<Item = (String, BucketLink)>) {
         *self.inner.links.write().unwrap_or_else(|p| p.into_inner()) = links.into_iter().collect();
-        self.lock_dirs().clear();
+        let mut dirs = self.lock_dirs();
+        self.inner.dirs_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        dirs.clear();
     }
 
     fn lock_dirs(&self) -> MutexGuard<'_, std::collections::HashMap<String, Vec<OpenDir>>> {
@@ -284,7 +289,9 @@ impl PosixStore {
 
     /// Forget the open directory of bucket `name` (created, deleted, linked or unlinked here).
     pub fn forget_bucket_dir(&self, name: &str) {
-        self.lock_dirs().remove(name);
+        let mut dirs = self.lock_dirs();
+        self.inner.dirs_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        dirs.remove(name);
     }
 
     /// The link of a linked bucket.
@@ -332,9 +339,14 @@ impl PosixStore {
         if let Some(b) = self.reuse_dir(name, &id)? {
             return Ok(b);
         }
+        let generation = self.inner.dirs_generation.load(std::sync::atomic::Ordering::SeqCst);
         let b = self.open_bucket(name)?;
         let local = crate::layout::is_local(&*b.fd);
         let mut dirs = self.lock_dirs();
+        if self.inner.dirs_generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
+            // Forgotten (created, deleted, relinked) while this one was being opened.
+            return Ok(b);
+        }
         // Expired directories are closed here (a miss, at most once a second per bucket and
         // identity), so none stays open long after its last use.
         dirs.retain(|_, v| {
