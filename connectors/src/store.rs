@@ -335,9 +335,21 @@ impl PosixStore {
     /// Buckets created, deleted, linked or unlinked through this store are forgotten at once.
     /// The cache is per identity because opening the directory is a permission check of its own.
     pub fn bucket(&self, name: &str) -> Result<Bucket> {
+        let (b, local) = self.reuse_or_open(name)?;
+        // In [`fsutil::try_cached`]'s mode, a bucket on a file system that is not local is left
+        // to the I/O pool (its opens ask a server).
+        if fsutil::cached_only() && !local {
+            return Err(ConnectorError::from_errno(fsutil::would_block().unwrap_or(Errno::AGAIN), name.to_owned()));
+        }
+        Ok(b)
+    }
+
+    /// The bucket's directory, reused or opened (and then kept), and whether its file system
+    /// is local.
+    fn reuse_or_open(&self, name: &str) -> Result<(Bucket, bool)> {
         let id = crate::ident::current();
-        if let Some(b) = self.reuse_dir(name, &id)? {
-            return Ok(b);
+        if let Some(reused) = self.reuse_dir(name, &id) {
+            return Ok(reused);
         }
         let generation = self.inner.dirs_generation.load(std::sync::atomic::Ordering::SeqCst);
         let b = self.open_bucket(name)?;
@@ -345,7 +357,7 @@ impl PosixStore {
         let mut dirs = self.lock_dirs();
         if self.inner.dirs_generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
             // Forgotten (created, deleted, relinked) while this one was being opened.
-            return Ok(b);
+            return Ok((b, local));
         }
         // Expired directories are closed here (a miss, at most once a second per bucket and
         // identity), so none stays open long after its last use.
@@ -358,29 +370,25 @@ impl PosixStore {
             v.retain(|d| d.id != id);
             v.push(OpenDir { id, fd: b.fd.clone(), path: b.path.clone(), local, opened: std::time::Instant::now() });
         }
-        Ok(b)
+        Ok((b, local))
     }
 
-    /// The reusable open directory of `name` for identity `id`, if any.
-    fn reuse_dir(&self, name: &str, id: &Option<crate::ident::PosixId>) -> Result<Option<Bucket>> {
+    /// The reusable open directory of `name` for identity `id` (and whether it is local), if any.
+    fn reuse_dir(&self, name: &str, id: &Option<crate::ident::PosixId>) -> Option<(Bucket, bool)> {
         let found = {
             let dirs = self.lock_dirs();
             dirs.get(name)
                 .and_then(|v| v.iter().find(|d| &d.id == id))
                 .and_then(|d| (d.opened.elapsed() < DIR_REUSE).then(|| (d.fd.clone(), d.path.clone(), d.local)))
         };
-        let Some((fd, path, local)) = found else { return Ok(None) };
+        let (fd, path, local) = found?;
         match rustix::fs::fstat(&*fd) {
-            Ok(st) if st.st_nlink > 0 => {}
+            Ok(st) if st.st_nlink > 0 => Some((Bucket { store: self.clone(), name: name.to_owned(), fd, path }, local)),
             _ => {
                 self.forget_bucket_dir(name);
-                return Ok(None);
+                None
             }
         }
-        if fsutil::cached_only() && !local {
-            return Err(ConnectorError::from_errno(fsutil::would_block().unwrap_or(Errno::AGAIN), name.to_owned()));
-        }
-        Ok(Some(Bucket { store: self.clone(), name: name.to_owned(), fd, path }))
     }
 
     fn open_bucket(&self, name: &str) -> Result<Bucket> {
@@ -393,25 +401,14 @@ impl PosixStore {
                 }
                 e => ConnectorError::from_errno(e, format!("open linked bucket {name}")),
             })?;
-            Self::local_in_cached_mode(&fd, name)?;
             return Ok(Bucket { store: self.clone(), name: name.to_owned(), fd: Arc::new(fd), path: link.path });
         }
         let fd = open_dir(&self.inner.root_fd, name).map_err(|e| match e {
             Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV => ConnectorError::NoSuchBucket(name.to_owned()),
             e => ConnectorError::from_errno(e, format!("open bucket {name}")),
         })?;
-        Self::local_in_cached_mode(&fd, name)?;
         let path = self.inner.root.join(name);
         Ok(Bucket { store: self.clone(), name: name.to_owned(), fd: Arc::new(fd), path })
-    }
-
-    /// In [`fsutil::try_cached`]'s mode, a bucket on a file system that is not local is left to
-    /// the I/O pool (its opens ask a server).
-    fn local_in_cached_mode(fd: &OwnedFd, name: &str) -> Result<()> {
-        if fsutil::cached_only() && !crate::layout::is_local(fd) {
-            return Err(ConnectorError::from_errno(fsutil::would_block().unwrap_or(Errno::AGAIN), name.to_owned()));
-        }
-        Ok(())
     }
 
     /// Create a bucket directory. [`ConnectorError::AlreadyExists`] if it exists. A tenant's

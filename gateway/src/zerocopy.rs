@@ -130,9 +130,7 @@ impl ZcStream {
             }
         }
     }
-}
 
-impl ZcStream {
     /// Send bytes that a file region follows (a response's head) with `MSG_MORE`, as nginx's
     /// `tcp_nopush` does: the kernel holds them and sends them in one segment with the start of
     /// the region's sendfile (which pushes when it ends), instead of a segment of its own. One
